@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what kiln needs on Debian 12: build tools and libraries; --test adds what the tests use.
+set -euo pipefail
+pkgs=(build-essential pkg-config libcmocka-dev)
+if [ "${1:-}" = "--test" ]; then
+	# QEMU + Debian's kernel: the KVM lab on hosts without /dev/kvm (docs/kvmlab.md);
+	# busybox-static and linux-source: the Linux guests (docs/linux-guests.md).
+	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio xz-utils zstd bc bison flex
+	       libelf-dev libssl-dev linux-source-6.1 clang)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

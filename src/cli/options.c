@@ -1,0 +1,158 @@
+/* Command-line parsing for `kiln run`: pure, so unit tests can feed it argument vectors. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/options.h"
+
+const char cli_usage[] =
+"usage: kiln run --kernel PATH [options]\n"
+"       kiln --help | --version\n"
+"\n"
+"Boot a guest kernel in a KVM virtual machine.\n"
+"\n"
+"  --kernel PATH        Linux bzImage, or an ELF with a PVH entry note (vmlinux, test guests)\n"
+"  --initrd PATH        initial ramdisk (cpio, optionally compressed)\n"
+"  --cmdline STR        kernel command line (default for Linux: \"console=ttyS0 reboot=k panic=-1\")\n"
+"  --cpus N             vCPUs, 1.." "254" " and at most the host's KVM limit (default 1)\n"
+"  --memory MiB         guest RAM in MiB (default 256; minimum 8; at most the host's RAM)\n"
+"  --memory-backing B   memfd (default), thp (memfd + transparent huge pages),\n"
+"                       or hugetlb (memfd on hugetlbfs pages; reserve them first)\n"
+"  --console C          stdio (default; raw terminal, Ctrl-A x quits), file:PATH, or none\n"
+"  --compat M           kvm_pvm compatibility layer: auto (default: on when the host's\n"
+"                       /dev/kvm is kvm_pvm), on, off (docs/compat-pvm.md)\n"
+"  --stats              print per-vCPU exit counters and device counters at exit\n"
+"  -v, --verbose        more messages on stderr (repeat for debug)\n"
+"  -h, --help           this text\n"
+"  --version            kiln's version\n"
+"\n"
+"Exit codes:\n"
+"  0  guest powered off (or Ctrl-A x)     4  guest reset (i8042 or ACPI reset)\n"
+"  1  VMM error, or a guest exit kiln      5  guest triple fault\n"
+"     cannot handle                        6  guest panic (pvpanic)\n"
+"  2  bad command line or input file       128+N  killed by signal N\n"
+"  3  host setup failed (/dev/kvm, memory)\n";
+
+int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_BACKING, OPT_CONSOLE,
+       OPT_COMPAT, OPT_STATS, OPT_VERSION };
+
+int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *action,
+	      uint64_t host_mem_mib, char *msg, size_t msglen)
+{
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, OPT_KERNEL },
+		{ "initrd", required_argument, NULL, OPT_INITRD },
+		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+		{ "cpus", required_argument, NULL, OPT_CPUS },
+		{ "memory", required_argument, NULL, OPT_MEMORY },
+		{ "memory-backing", required_argument, NULL, OPT_BACKING },
+		{ "console", required_argument, NULL, OPT_CONSOLE },
+		{ "compat", required_argument, NULL, OPT_COMPAT },
+		{ "stats", no_argument, NULL, OPT_STATS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t max_mib = KILN_MAX_MEMORY_MIB, v;
+	int c;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->ncpus = 1;
+	cfg->mem_bytes = 256 * MiB;
+	cfg->backing = MEM_BACKING_MEMFD;
+	cfg->console = CONSOLE_STDIO;
+	cfg->compat = -1;
+	*action = CLI_RUN;
+	if (host_mem_mib && host_mem_mib < max_mib)
+		max_mib = host_mem_mib;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_KERNEL: cfg->kernel_path = optarg; break;
+		case OPT_INITRD: cfg->initrd_path = optarg; break;
+		case OPT_CMDLINE: cfg->cmdline = optarg; break;
+		case OPT_CPUS:
+			if (cli_parse_uint(optarg, 1, KILN_MAX_CPUS, &v)) {
+				snprintf(msg, msglen, "--cpus '%s': expected a whole number from 1 to %d", optarg, KILN_MAX_CPUS);
+				return -1;
+			}
+			cfg->ncpus = (unsigned)v;
+			break;
+		case OPT_MEMORY:
+			if (cli_parse_uint(optarg, KILN_MIN_MEMORY_MIB, max_mib, &v)) {
+				snprintf(msg, msglen, "--memory '%s': expected MiB as a whole number from %d to %llu%s",
+					 optarg, KILN_MIN_MEMORY_MIB, (unsigned long long)max_mib,
+					 max_mib == host_mem_mib ? " (this host's RAM)" : "");
+				return -1;
+			}
+			cfg->mem_bytes = v * MiB;
+			break;
+		case OPT_BACKING:
+			if (mem_backing_parse(optarg, &cfg->backing)) {
+				snprintf(msg, msglen, "--memory-backing '%s': expected memfd, thp or hugetlb", optarg);
+				return -1;
+			}
+			break;
+		case OPT_CONSOLE:
+			if (!strcmp(optarg, "stdio")) {
+				cfg->console = CONSOLE_STDIO;
+			} else if (!strcmp(optarg, "none")) {
+				cfg->console = CONSOLE_NONE;
+			} else if (!strncmp(optarg, "file:", 5) && optarg[5]) {
+				cfg->console = CONSOLE_FILE;
+				cfg->console_path = optarg + 5;
+			} else {
+				snprintf(msg, msglen, "--console '%s': expected stdio, file:PATH or none", optarg);
+				return -1;
+			}
+			break;
+		case OPT_COMPAT:
+			if (!strcmp(optarg, "auto")) cfg->compat = -1;
+			else if (!strcmp(optarg, "on")) cfg->compat = 1;
+			else if (!strcmp(optarg, "off")) cfg->compat = 0;
+			else {
+				snprintf(msg, msglen, "--compat '%s': expected auto, on or off", optarg);
+				return -1;
+			}
+			break;
+		case OPT_STATS: cfg->stats = true; break;
+		case 'v': cfg->verbose++; break;
+		case 'h': *action = CLI_HELP; return 0;
+		case OPT_VERSION: *action = CLI_VERSION; return 0;
+		case ':':
+			snprintf(msg, msglen, "%s needs a value", argv[optind - 1]);
+			return -1;
+		default:
+			snprintf(msg, msglen, "unknown option '%s' (see kiln --help)", argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		snprintf(msg, msglen, "unexpected argument '%s' (see kiln --help)", argv[optind]);
+		return -1;
+	}
+	if (!cfg->kernel_path) {
+		snprintf(msg, msglen, "--kernel PATH is required (see kiln --help)");
+		return -1;
+	}
+	return 0;
+}

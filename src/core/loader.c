@@ -1,0 +1,87 @@
+/* Putting the guest in RAM: read kernel/initrd files, build ACPI, the command line, boot registers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include "core/loader.h"
+#include "core/vcpu.h"
+#include "core/log.h"
+#include "arch/x86/boot.h"
+#include "arch/x86/acpi.h"
+#include "arch/x86/cpu.h"
+#include "compat/pvm.h"
+
+int vm_load(struct vm *vm)
+{
+	struct boot_input in = { 0 };
+	struct boot_result out = { 0 };
+	struct acpi_config acfg = { .ncpus = vm->ncpus, .pvpanic = true };
+	uint8_t *kernel = NULL, *initrd = NULL;
+	size_t klen = 0, ilen = 0;
+	const char *why = NULL;
+	char msg[256], *cmdline = NULL;
+	int kind, ret, code = KILN_EXIT_USAGE;
+
+	if (loader_read_file(vm->cfg.kernel_path, &kernel, &klen, msg, sizeof(msg)) < 0) {
+		log_err("--kernel %s", msg);
+		goto out;
+	}
+	if (vm->cfg.initrd_path && loader_read_file(vm->cfg.initrd_path, &initrd, &ilen, msg, sizeof(msg)) < 0) {
+		log_err("--initrd %s", msg);
+		goto out;
+	}
+	kind = boot_detect(kernel, klen, &why);
+	if (kind < 0) {
+		log_err("--kernel %s: %s", vm->cfg.kernel_path, why ? why : "not a kernel kiln can boot");
+		goto out;
+	}
+	ret = acpi_build(&vm->mem, &acfg, &vm->rsdp);
+	if (ret < 0) {
+		log_err("ACPI tables: %s", strerror(-ret));
+		code = KILN_EXIT_SETUP;
+		goto out;
+	}
+	/* is_linux is only known after parsing; bzImage is always Linux, PVH ELFs say so in a note. */
+	in.kernel = kernel;
+	in.kernel_len = klen;
+	in.initrd = initrd;
+	in.initrd_len = ilen;
+	in.rsdp = vm->rsdp;
+	in.cmdline = "";
+	ret = boot_load(&vm->mem, &in, &out, &why);
+	if (ret < 0) {
+		log_err("--kernel %s: %s", vm->cfg.kernel_path, why ? why : strerror(-ret));
+		goto out;
+	}
+	cmdline = loader_cmdline(vm->cfg.cmdline, out.is_linux, vm->compat ? pvm_cmdline_extra() : NULL);
+	if (!cmdline) {
+		code = KILN_EXIT_SETUP;
+		goto out;
+	}
+	/* Second pass with the final command line (the first only told us the kernel kind). */
+	in.cmdline = cmdline;
+	ret = boot_load(&vm->mem, &in, &out, &why);
+	if (ret < 0) {
+		log_err("--kernel %s: %s", vm->cfg.kernel_path, why ? why : strerror(-ret));
+		goto out;
+	}
+	log_info("kernel %s (%s), entry 0x%llx, cmdline \"%s\"", vm->cfg.kernel_path,
+		 out.kind == BOOT_BZIMAGE ? "bzImage" : "PVH ELF", (unsigned long long)out.entry, cmdline);
+	ret = boot_write_page_tables(&vm->mem);
+	if (ret == 0)
+		ret = x86_vcpu_boot_regs(vm->vcpus[0].fd, &out);
+	if (ret < 0) {
+		log_err("boot vCPU setup: %s", strerror(-ret));
+		code = KILN_EXIT_SETUP;
+		goto out;
+	}
+	code = 0;
+out:
+	free(cmdline);
+	free(kernel);
+	free(initrd);
+	return code;
+}

@@ -1,0 +1,151 @@
+/* struct vm: everything one virtual machine owns, and the calls devices make on it. */
+#ifndef KILN_VM_H
+#define KILN_VM_H
+
+#include <pthread.h>
+#include <termios.h>
+#include <stdatomic.h>
+#include "core/types.h"
+#include "core/memory.h"
+#include "core/bus.h"
+#include "core/console.h"
+
+/*
+ * kiln's process exit codes (documented in README.md and --help).
+ */
+enum kiln_exit {
+	KILN_EXIT_POWEROFF = 0,      /* guest powered off (ACPI S5) */
+	KILN_EXIT_ERROR = 1,         /* VMM stopped the guest: unhandled exit or emulation failure */
+	KILN_EXIT_USAGE = 2,         /* bad command line or input file */
+	KILN_EXIT_SETUP = 3,         /* host setup failed: /dev/kvm, memory, KVM ioctls */
+	KILN_EXIT_RESET = 4,         /* guest asked for a reset (i8042, ACPI reset register) */
+	KILN_EXIT_TRIPLE_FAULT = 5,  /* KVM_EXIT_SHUTDOWN: triple fault */
+	KILN_EXIT_PANIC = 6,         /* guest reported a panic through pvpanic */
+};
+
+enum vm_stop_reason {
+	VM_RUNNING = 0,
+	VM_STOP_POWEROFF,
+	VM_STOP_RESET,
+	VM_STOP_TRIPLE_FAULT,
+	VM_STOP_PANIC,
+	VM_STOP_ERROR,
+	VM_STOP_USER,     /* Ctrl-A x on the console */
+	VM_STOP_SIGNAL,   /* SIGINT/SIGTERM/SIGHUP to kiln */
+};
+
+enum console_kind { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
+
+/* What the user asked for; filled by the CLI, read by every layer. */
+struct vm_config {
+	const char *kernel_path;
+	const char *initrd_path;
+	const char *cmdline;       /* NULL: the default for the kernel kind */
+	unsigned ncpus;
+	uint64_t mem_bytes;
+	enum mem_backing backing;
+	enum console_kind console;
+	const char *console_path;  /* CONSOLE_FILE */
+	bool stats;                /* print per-vCPU exit counters at exit */
+	int verbose;               /* -v count */
+	int compat;                /* -1 auto (detect kvm_pvm), 0 off, 1 force on */
+};
+
+struct vcpu;
+struct pvm_compat;
+struct uart;
+
+/* A device instance owned by the VM; destroy() frees `state` at VM teardown. */
+struct vm_device {
+	const char *name;
+	void *state;
+	void (*destroy)(void *state);
+	/* Optional: print the device's counters for --stats. */
+	void (*print_stats)(void *state, int fd);
+};
+
+#define VM_MAX_DEVICES 32
+
+struct vm {
+	struct vm_config cfg;
+
+	/* KVM handles. */
+	int kvm_fd;
+	int vm_fd;
+	int vcpu_mmap_size;
+	int max_vcpus;
+	bool is_pvm;               /* the host's /dev/kvm is kvm_pvm */
+
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+
+	unsigned ncpus;
+	struct vcpu *vcpus;
+
+	struct vm_device devices[VM_MAX_DEVICES];
+	unsigned ndevices;
+
+	struct uart *uart;          /* COM1, fed by the console thread */
+	struct pvm_compat *compat;  /* NULL unless the compat layer is active */
+
+	/* Boot facts other layers need (ACPI RSDP, entry kind). */
+	gpa_t rsdp;
+
+	/* Stop protocol: the first vm_request_stop() wins; vCPUs are kicked. */
+	pthread_mutex_t lock;
+	pthread_cond_t stopped_cv;
+	_Atomic int stop_reason;    /* enum vm_stop_reason */
+	int stop_efd;               /* eventfd, readable once a stop was requested */
+	unsigned running_vcpus;
+
+	/* Console: input fd (-1 if none), output fd (-1 for --console none). */
+	int console_in_fd;
+	int console_out_fd;
+	bool console_raw;           /* console_saved must be restored at exit */
+	struct termios console_saved;
+	struct console_escape console_esc;
+	int signal_fd;              /* signalfd for SIGINT/SIGTERM/SIGHUP */
+	int stop_signal;            /* the signal behind VM_STOP_SIGNAL */
+};
+
+/* Create the VM from cfg: KVM handles, memory, irqchip, vCPUs; 0 or exit code. */
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+void vm_destroy(struct vm *vm);
+
+/* Run until the guest stops; returns the enum kiln_exit for the process. */
+int vm_run(struct vm *vm);
+
+/* The checked accessor: host pointer for [gpa, gpa+len) in RAM, or NULL. */
+static inline void *vm_gpa(const struct vm *vm, gpa_t gpa, uint64_t len)
+{
+	return mem_gpa(&vm->mem, gpa, len);
+}
+
+/* Drive an interrupt line of the in-kernel irqchip (ISA IRQ / GSI). */
+void vm_set_irq(struct vm *vm, unsigned gsi, int level);
+
+/* Ask every vCPU to stop; the first reason wins. Safe from any thread. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
+
+/* Hand a device to the VM; it is destroyed with the VM. 0 or -ENOSPC. */
+int vm_add_device(struct vm *vm, const struct vm_device *dev);
+
+/* Map a stop reason to the process exit code. */
+int vm_exit_code(enum vm_stop_reason reason);
+const char *vm_stop_reason_str(enum vm_stop_reason reason);
+
+/*
+ * Device self-registration (kvmtool dev_init / Solo5 DECLARE_MODULE): a device
+ * file says DEVICE_REGISTER(name, init) and is linked in; vm_create() calls
+ * every init(vm) in link order. init returns 0 or -errno.
+ */
+struct device_desc {
+	const char *name;
+	int (*init)(struct vm *vm);
+};
+#define DEVICE_REGISTER(n, fn) \
+	static const struct device_desc __dev_##n \
+	__attribute__((used, section("kiln_devices"), aligned(sizeof(void *)))) = { #n, fn }
+
+#endif

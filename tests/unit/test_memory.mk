@@ -1,0 +1,2 @@
+UNIT_TESTS += test_memory
+test_memory_SRCS := src/core/memory.c
