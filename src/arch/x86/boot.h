@@ -45,7 +45,7 @@ int boot_load(struct guest_mem *m, const struct boot_input *in, struct boot_resu
 struct e820_entry { uint64_t addr; uint64_t size; uint32_t type; } __packed;
 _Static_assert(sizeof(struct e820_entry) == 20, "e820 entry is 20 bytes");
 
-/* Build the e820 map for m into out[max]; returns count or -ENOSPC. */
+/* Build the e820 map for m into out[max]; count, -ENOSPC, or -EINVAL (NULL argument / RAM < 2 MiB). */
 int e820_build(const struct guest_mem *m, struct e820_entry *out, int max);
 
 /* Write identity page tables (4 GiB, 2 MiB pages) and the boot GDT into m. */

@@ -2,8 +2,8 @@
 #ifndef KILN_X86_LAYOUT_H
 #define KILN_X86_LAYOUT_H
 
-#define X86_GDT_GPA          0x0500ULL   /* boot GDT (4 entries) */
-#define X86_IDT_GPA          0x0520ULL   /* empty IDT, limit 0 */
+#define X86_GDT_GPA          0x0500ULL   /* boot GDT (5 entries, arch/x86/gdt.h) */
+#define X86_IDT_GPA          0x0540ULL   /* empty IDT, limit 0 */
 #define X86_ZERO_PAGE_GPA    0x7000ULL   /* Linux boot_params ("zero page") */
 #define X86_PVH_START_GPA    0x6000ULL   /* struct hvm_start_info */
 #define X86_PVH_MEMMAP_GPA   0x6100ULL   /* hvm_memmap_table_entry[] (up to 128) */
