@@ -18,7 +18,7 @@ int vm_load(struct vm *vm)
 {
 	struct boot_input in = { 0 };
 	struct boot_result out = { 0 };
-	struct acpi_config acfg = { .ncpus = vm->ncpus, .pvpanic = true };
+	struct acpi_config acfg = { .ncpus = vm->ncpus, .pvpanic = true, .rtc = true };
 	uint8_t *kernel = NULL, *initrd = NULL;
 	size_t klen = 0, ilen = 0;
 	const char *why = NULL;
