@@ -230,6 +230,8 @@ static int build_fadt(struct acpi_builder *b, const struct acpi_config *cfg, gpa
 	boot_arch = ACPI_IAPC_8042 | ACPI_IAPC_VGA_NOT_PRESENT;
 	if (!cfg->rtc)
 		boot_arch |= ACPI_IAPC_CMOS_RTC_NOT_PRESENT;
+	else
+		f->century = 0x32; /* CMOS century register (devices/rtc.h RTC_CENTURY_REG) */
 	f->iapc_boot_arch = boot_arch;
 
 	/* WBINVD (bit 0) works on any x86 vCPU; reset register and hardware-reduced mode as described above. */
