@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 make -s -j"$(nproc)" all demo
-cmd=(build/kiln run --kernel guests/demo/build/demo.elf --cpus "${KILN_DEMO_CPUS:-2}" --memory 128 "$@")
+cmd=(build/kiln run --kernel guests/demo/demo.elf --cpus "${KILN_DEMO_CPUS:-2}" --memory 128 "$@")
 if [ -e /dev/kvm ]; then
 	exec "${cmd[@]}"
 fi

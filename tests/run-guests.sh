@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Run kiln's test guests (tests/guests/build/*.elf, built by `make guests`) and check exit codes and console output.
+#
+# usage: tests/run-guests.sh KILN_BINARY [NAME...]   run under kiln (needs /dev/kvm)
+#        tests/run-guests.sh --qemu [NAME...]        run under QEMU TCG, to debug a guest
+#
+# Prints "PASS name" / "FAIL name (why)" per test, then
+# "guests: N passed, M failed[, K skipped]". Exit status 0 when nothing failed.
+# Without a usable /dev/kvm it prints "guests: SKIPPED — /dev/kvm not available
+# (reason)" and exits 0, or 1 when KILN_REQUIRE_KVM=1.
+#
+# Environment: KILN_GUEST_TIMEOUT (seconds per guest, default 60),
+# KILN_SKIP_GUESTS (names to skip), KILN_GUEST_LOGS (keep outputs there),
+# QEMU (QEMU binary for --qemu, default qemu-system-x86_64).
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$ROOT/tests/guests/build
+TIMEOUT=${KILN_GUEST_TIMEOUT:-60}
+MEMORY=64
+
+# One line per test: name, --cpus, expected kiln exit code, check, and an
+# optional line the output must contain (prefix match). Checks:
+#   success   a line "SUCCESS" and no "FAIL" line
+#   exact     the output, \r removed, equals tests/guests/NAME.expected
+#   ran       no "FAIL" line, and the required line (guests that cannot say SUCCESS)
+#   killable  the guest never stops: SIGTERM after a few seconds must end kiln
+# The ELF is tests/guests/build/NAME.elf (demo: guests/demo/demo.elf).
+TESTS='
+serial        1  0     exact
+pio           1  0     success
+mmio          1  0     success
+beyond_ram    1  0     success
+int3          1  0     success
+poweroff      1  0     success
+reset         1  4     ran      reset: writing
+triple_fault  1  5     ran      triple_fault: ud2
+panic         1  6     ran      panic: pvpanic features
+smp           4  0     success  cpus=4
+port_storm    1  0     success  port_storm: still alive
+spin          1  term  killable spin: looping
+demo          2  0     ran      vCPUs: 2 of 2 running
+'
+
+usage() {
+	echo "usage: $0 KILN_BINARY [NAME...] | $0 --qemu [NAME...]" >&2
+	exit 2
+}
+
+MODE=kiln
+if [ $# -lt 1 ]; then
+	usage
+elif [ "$1" = --qemu ]; then
+	MODE=qemu
+	QEMU=${QEMU:-qemu-system-x86_64}
+	command -v "$QEMU" >/dev/null 2>&1 || { echo "run-guests: $QEMU not found" >&2; exit 2; }
+	shift
+else
+	KILN=$1
+	shift
+	[ -x "$KILN" ] || { echo "run-guests: $KILN is not an executable kiln binary" >&2; exit 2; }
+fi
+ONLY=" $* "
+
+if [ -n "${KILN_GUEST_LOGS:-}" ]; then
+	LOGS=$KILN_GUEST_LOGS
+	mkdir -p "$LOGS"
+	KEEP_LOGS=1
+else
+	LOGS=$(mktemp -d "${TMPDIR:-/tmp}/kiln-guests.XXXXXX")
+	KEEP_LOGS=0
+fi
+
+elf_of() {
+	if [ "$1" = demo ]; then echo "$ROOT/guests/demo/demo.elf"; else echo "$BUILD/$1.elf"; fi
+}
+
+# Why /dev/kvm cannot be used, or nothing.
+kvm_problem() {
+	[ -e /dev/kvm ] || { echo "no /dev/kvm"; return; }
+	[ -c /dev/kvm ] || { echo "/dev/kvm is not a character device"; return; }
+	(exec 3<>/dev/kvm) 2>/dev/null || { echo "cannot open /dev/kvm read-write"; return; }
+}
+
+skip_all() {
+	echo "guests: SKIPPED — /dev/kvm not available ($1)"
+	[ "${KILN_REQUIRE_KVM:-0}" = 1 ] && exit 1
+	exit 0
+}
+
+# run NAME CPUS SECONDS OUT LOG: start the guest under kiln or QEMU; sets RC.
+run_guest() {
+	local name=$1 cpus=$2 secs=$3 out=$4 log=$5 elf
+	elf=$(elf_of "$name")
+	: >"$out"
+	if [ "$MODE" = kiln ]; then
+		timeout -k 5 "$secs" "$KILN" run --kernel "$elf" --memory "$MEMORY" --cpus "$cpus" \
+			--console "file:$out" >"$log" 2>&1 </dev/null
+	else
+		# QEMU stands in: isa-debug-exit ends a guest whose poweroff found no ACPI
+		# register, -no-reboot turns reset and triple fault into an exit.
+		timeout -k 5 "$secs" "$QEMU" -M "${QEMU_MACHINE:-pc}" -cpu max -m "$MEMORY" -smp "$cpus" \
+			-kernel "$elf" -display none -vga none -monitor none -parallel none \
+			-serial "file:$out" -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=1 \
+			-device pvpanic -action panic=exit-failure >"$log" 2>&1 </dev/null
+	fi
+	RC=$?
+}
+
+# kiln's exit code as QEMU shows it in --qemu mode.
+qemu_rc() {
+	case $1 in
+	0) echo 1 ;;          # isa-debug-exit(0) after the ACPI write: (0 << 1) | 1
+	4 | 5) echo 0 ;;      # -no-reboot: reset / triple fault end QEMU with 0
+	6) echo 1 ;;          # -action panic=exit-failure
+	*) echo "$1" ;;
+	esac
+}
+
+# Tests whose property QEMU does not share with kiln: why, or nothing.
+qemu_differs() {
+	case $1 in
+	pio) echo "QEMU reads 0, not all ones, from unaligned unclaimed ports" ;;
+	esac
+}
+
+last_line() {
+	tr -d '\r' <"$1" | grep -v '^[[:space:]]*$' | tail -n 1 | cut -c1-160
+}
+
+# check NAME EXIT CHECK NEED OUT LOG: prints nothing when the test passed, else the reason.
+check() {
+	local name=$1 want=$2 kind=$3 need=$4 out=$5 log=$6 clean failline
+	clean=$LOGS/$name.clean
+	tr -d '\r' <"$out" >"$clean"
+
+	if [ "$kind" = killable ]; then
+		case $RC in
+		124) ;;
+		137) echo "did not exit within 5 s of SIGTERM"; return ;;
+		*) echo "stopped by itself (exit $RC) instead of spinning; kiln: $(last_line "$log")"; return ;;
+		esac
+	elif [ "$RC" = 124 ] || [ "$RC" = 137 ]; then
+		echo "timed out after ${TIMEOUT} s; guest said: $(last_line "$clean")"
+		return
+	else
+		[ "$MODE" = qemu ] && want=$(qemu_rc "$want")
+		if [ "$RC" != "$want" ]; then
+			echo "exit $RC, expected $want; guest said: $(last_line "$clean"); log: $(last_line "$log")"
+			return
+		fi
+	fi
+
+	failline=$(grep -m1 '^FAIL' "$clean")
+	if [ -n "$failline" ]; then
+		echo "guest: ${failline:0:200}"
+		return
+	fi
+	case $kind in
+	success)
+		grep -qx 'SUCCESS' "$clean" || { echo "no SUCCESS line; guest said: $(last_line "$clean")"; return; } ;;
+	exact)
+		if ! cmp -s "$clean" "$ROOT/tests/guests/$name.expected"; then
+			echo "output differs from tests/guests/$name.expected: $(diff "$ROOT/tests/guests/$name.expected" "$clean" | grep -m1 '^[<>]' | cut -c1-120)"
+			return
+		fi ;;
+	esac
+	if [ -n "$need" ] && ! awk -v n="$need" 'index($0, n) == 1 { f = 1 } END { exit !f }' "$clean"; then
+		echo "no line starting \"$need\"; guest said: $(last_line "$clean")"
+	fi
+}
+
+if [ "$MODE" = kiln ]; then
+	problem=$(kvm_problem)
+	[ -n "$problem" ] && skip_all "$problem"
+	# /dev/kvm opens but may still refuse a VM: let kiln tell (exit 3 = host setup failed).
+	if [ -f "$BUILD/poweroff.elf" ]; then
+		run_guest poweroff 1 "$TIMEOUT" "$LOGS/probe.out" "$LOGS/probe.log"
+		[ "$RC" = 3 ] && skip_all "kiln could not set up a VM: $(last_line "$LOGS/probe.log")"
+	fi
+fi
+
+passed=0 failed=0 skipped=0
+[ "$MODE" = qemu ] && echo "run-guests: under QEMU TCG ($QEMU -M ${QEMU_MACHINE:-pc}), not kiln"
+while read -r name cpus want kind need; do
+	[ -z "$name" ] && continue
+	[ "$ONLY" != "  " ] && [[ $ONLY != *" $name "* ]] && continue
+	if [[ " ${KILN_SKIP_GUESTS:-} " == *" $name "* ]]; then
+		echo "SKIP $name (KILN_SKIP_GUESTS)"
+		skipped=$((skipped + 1))
+		continue
+	fi
+	if [ "$MODE" = qemu ] && [ -n "$(qemu_differs "$name")" ]; then
+		echo "SKIP $name ($(qemu_differs "$name"))"
+		skipped=$((skipped + 1))
+		continue
+	fi
+	if [ ! -f "$(elf_of "$name")" ]; then
+		echo "FAIL $name (not built: $(elf_of "$name" | sed "s|^$ROOT/||"); run make guests demo)"
+		failed=$((failed + 1))
+		continue
+	fi
+	out=$LOGS/$name.out
+	log=$LOGS/$name.log
+	if [ "$kind" = killable ]; then
+		run_guest "$name" "$cpus" 3 "$out" "$log"
+	else
+		run_guest "$name" "$cpus" "$TIMEOUT" "$out" "$log"
+	fi
+	why=$(check "$name" "$want" "$kind" "$need" "$out" "$log")
+	if [ -z "$why" ]; then
+		echo "PASS $name"
+		passed=$((passed + 1))
+	else
+		echo "FAIL $name ($why)"
+		failed=$((failed + 1))
+	fi
+done <<<"$TESTS"
+
+summary="guests: $passed passed, $failed failed"
+[ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"
+echo "$summary"
+if [ "$failed" -gt 0 ] || [ "$KEEP_LOGS" = 1 ]; then
+	echo "guest outputs and logs: $LOGS"
+else
+	rm -rf "$LOGS"
+fi
+[ "$failed" -eq 0 ]
