@@ -205,6 +205,8 @@ static void *vcpu_thread(void *arg)
 		if (v->run->exit_reason < VCPU_EXIT_SLOTS)
 			v->exits[v->run->exit_reason]++;
 		stop = vcpu_handle_exit(v);
+		if (stop == 0 && vm->compat && pvm_vcpu_poll(vm->compat, v) < 0)
+			stop = VM_STOP_ERROR;
 		if (stop != 0)
 			vm_request_stop(vm, (enum vm_stop_reason)stop);
 	}

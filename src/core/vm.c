@@ -256,6 +256,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 			log_err("kvm_pvm compatibility layer: %s", strerror(-ret));
 			return KILN_EXIT_SETUP;
 		}
+		ret = pvm_vm_setup(vm->compat);
+		if (ret < 0) {
+			log_err("kvm_pvm compatibility layer setup: %s", strerror(-ret));
+			return KILN_EXIT_SETUP;
+		}
 		log_info("host is kvm_pvm: compatibility layer on (docs/compat-pvm.md)");
 	}
 	if (cfg->console == CONSOLE_FILE) {
