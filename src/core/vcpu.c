@@ -150,8 +150,8 @@ int vcpu_handle_exit(struct vcpu *v)
 			return VM_STOP_ERROR;
 		}
 	case KVM_EXIT_INTERNAL_ERROR:
-		if (v->vm->compat && pvm_handle_exit(v->vm->compat, v) == 0)
-			return 0;
+		if (v->vm->compat)
+			return pvm_handle_exit(v->vm->compat, v) == 0 ? 0 : VM_STOP_ERROR; /* it printed why */
 		snprintf(what, sizeof(what), "KVM internal error, suberror %u", run->internal.suberror);
 		print_unhandled(v, what);
 		return VM_STOP_ERROR;
