@@ -18,7 +18,12 @@ make -s -j"$jobs" unit || fail=1
 step "unit tests (ASan+UBSan)"
 make -s -j"$jobs" SAN=1 unit || fail=1
 
+step "command line (bad input -> exit 2)"
+bash tests/run-cli.sh build/kiln || fail=1
+
 # Guest-level tests need /dev/kvm; without one they run in the KVM lab (docs/kvmlab.md).
+# Either way KVM is there, so a test that cannot reach it fails instead of skipping.
+export KILN_REQUIRE_KVM=1
 lab=()
 [ -e /dev/kvm ] || lab=(bash tests/kvmlab/run.sh --)
 step "test guests under kiln (release)"
