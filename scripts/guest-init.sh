@@ -1,0 +1,63 @@
+#!/bin/sh
+# /init of kiln's busybox initramfs (installed by scripts/mk-debian-guest.sh).
+#
+# Kernel command line switches (read from /proc/cmdline):
+#   (none)            an interactive shell on the console; leaving it powers off
+#   kiln.test=1       print "kiln-guest: cpus=N" and power off (exit code 0)
+#   kiln.test=panic   crash the kernel through sysrq (pvpanic -> kiln exit 6)
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+umask 022
+
+mount -t proc -o nosuid,nodev,noexec proc /proc
+mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+mount -t devtmpfs -o nosuid devtmpfs /dev 2>/dev/null || mdev -s
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts 2>/dev/null
+mount -t tmpfs -o nosuid,nodev tmpfs /run 2>/dev/null
+mount -t tmpfs -o nosuid,nodev tmpfs /tmp 2>/dev/null
+hostname kiln-guest
+
+# Modules built for this kernel (Debian's cloud kernel: pvpanic-mmio and its
+# dependencies, in load order). A kernel with them built in has no directory.
+kver=$(uname -r)
+if [ -f "/lib/modules/$kver/kiln-load-order" ]; then
+	while read -r m; do
+		[ -n "$m" ] || continue
+		insmod "/lib/modules/$kver/$m" 2>/dev/null ||
+			echo "kiln-guest: insmod $m failed"
+	done <"/lib/modules/$kver/kiln-load-order"
+fi
+
+mode=shell
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	kiln.test=1) mode="test" ;;
+	kiln.test=panic) mode=panic ;;
+	esac
+done
+
+# Online CPUs (nproc = sched_getaffinity); present ones from sysfs.
+cpus=$(nproc 2>/dev/null || grep -c '^processor' /proc/cpuinfo)
+present=$(ls -d /sys/devices/system/cpu/cpu[0-9]* 2>/dev/null | wc -l)
+echo "kiln-guest: cpus=$cpus"
+echo "kiln-guest: kernel=$kver present-cpus=$present uptime=$(cut -d' ' -f1 /proc/uptime)s"
+
+case "$mode" in
+test)
+	echo "kiln-guest: test mode, powering off"
+	poweroff -f
+	;;
+panic)
+	echo "kiln-guest: panic mode, crashing the kernel (sysrq c)"
+	echo 1 >/proc/sys/kernel/sysrq
+	echo c >/proc/sysrq-trigger
+	;;
+*)
+	echo "kiln-guest: shell on the console; 'exit' or 'poweroff -f' stops the VM"
+	setsid cttyhack sh -l
+	poweroff -f
+	;;
+esac
+# Not reached unless poweroff/panic failed: never let init exit.
+echo "kiln-guest: init fell through (mode=$mode)"
+while :; do sleep 3600; done
