@@ -9,5 +9,5 @@ if [ -e /dev/kvm ]; then
 	exec "${cmd[@]}"
 fi
 # No /dev/kvm on this host: run kiln inside the KVM lab (a QEMU VM with nested SVM, docs/kvmlab.md).
-bash scripts/deps.sh --test
+bash scripts/deps.sh --lab
 exec bash tests/kvmlab/run.sh -- "${cmd[@]}" --console stdio

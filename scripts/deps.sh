@@ -2,12 +2,13 @@
 # Install what kiln needs on Debian 12: build tools and libraries; --test adds what the tests use.
 set -euo pipefail
 pkgs=(build-essential pkg-config libcmocka-dev)
-if [ "${1:-}" = "--test" ]; then
-	# QEMU + Debian's kernel: the KVM lab on hosts without /dev/kvm (docs/kvmlab.md);
-	# busybox-static and linux-source: the Linux guests (docs/linux-guests.md).
-	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio xz-utils zstd bc bison flex
-	       libelf-dev libssl-dev linux-source-6.1 clang)
-fi
+case "${1:-}" in
+--lab)	# QEMU + Debian's kernel: the KVM lab on hosts without /dev/kvm (docs/kvmlab.md).
+	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static) ;;
+--test)	# ... plus what the Linux guests are built from (docs/linux-guests.md).
+	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio xz-utils zstd lz4 bc bison flex
+	       libelf-dev libssl-dev linux-source-6.1 python3) ;;
+esac
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

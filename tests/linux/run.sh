@@ -8,6 +8,8 @@
 #   debian  Debian's cloud kernel (scripts/mk-debian-guest.sh, vmlinux) the
 #           same way: "kiln-guest: cpus=2", exit 0
 #   panic   the test kernel with kiln.test=panic: pvpanic, exit 6
+#   bzimage the test kernel's bzImage (Linux boot protocol, 64-bit entry and
+#           the kernel's own decompressor) instead of the PVH vmlinux
 # Environment:
 #   KILN_LINUX_TESTS="tiny debian panic"   which cases to run
 #   KILN_LINUX_TIMEOUT_TINY=300            seconds per test-kernel boot
@@ -26,7 +28,7 @@ if [ -z "$KILN" ] || [ ! -x "$KILN" ]; then
 	exit 2
 fi
 KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-CASES=${KILN_LINUX_TESTS:-tiny debian panic}
+CASES=${KILN_LINUX_TESTS:-tiny bzimage debian panic}
 T_TINY=${KILN_LINUX_TIMEOUT_TINY:-300}
 T_DEBIAN=${KILN_LINUX_TIMEOUT_DEBIAN:-1500}
 CMDLINE_BASE="console=ttyS0 reboot=k panic=-1"
@@ -48,7 +50,7 @@ pass=0 fail=0 skip=0
 # Guest images, built or taken from the cache (each prints its directory).
 want() { [[ " $CASES " == *" $1 "* ]]; }
 TK='' DG=''
-if want tiny || want panic; then
+if want tiny || want panic || want bzimage; then
 	echo "linux: test kernel: scripts/build-test-kernel.sh (minutes on a cold cache)"
 	TK=$("$ROOT/scripts/build-test-kernel.sh" 2>"$LOGS/build-test-kernel.log" | tail -1) || TK=
 	[ -n "$TK" ] && [ -f "$TK/vmlinux" ] || { TK=; echo "linux: test kernel build failed: $LOGS/build-test-kernel.log"; }
@@ -94,12 +96,14 @@ skip_case() { skip=$((skip + 1)); echo "SKIP linux/$1: $2"; }
 
 for c in $CASES; do
 	case "$c" in
-	tiny|panic)
+	tiny|panic|bzimage)
 		if [ -z "$TK" ] || [ -z "$DG" ]; then
 			fail=$((fail + 1)); echo "FAIL linux/$c: guest images missing (see above)"; continue
 		fi
 		if [ "$c" = tiny ]; then
 			run_case tiny "$TK/vmlinux" "$T_TINY" "kiln.test=1" 0 "kiln-guest: cpus=2"
+		elif [ "$c" = bzimage ]; then
+			run_case bzimage "$TK/bzImage" "$T_TINY" "kiln.test=1" 0 "kiln-guest: cpus=2"
 		else
 			run_case panic "$TK/vmlinux" "$T_TINY" "kiln.test=panic" 6 "kiln-guest: panic mode"
 		fi
