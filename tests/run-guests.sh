@@ -226,6 +226,26 @@ while read -r name cpus want kind need; do
 	fi
 done <<<"$TESTS"
 
+# The console on a terminal: kiln puts it in raw mode, Ctrl-A x quits (exit 0)
+# and the terminal settings are restored. script(1) gives kiln a pty; the
+# spinning guest never stops by itself, so only the escape can end it.
+if [ "$MODE" = kiln ] && [[ $ONLY == "  " || $ONLY == *" console_quit "* ]] && command -v script >/dev/null; then
+	log=$LOGS/console_quit.log
+	(sleep 2; printf 'hello\001x') | timeout -k 5 20 script -qec \
+		"stty -g > $LOGS/stty.before; $KILN run --kernel $BUILD/spin.elf --memory $MEMORY; echo kiln-exit=\$?; stty -g > $LOGS/stty.after" \
+		"$log" >/dev/null 2>&1
+	if ! grep -q 'kiln-exit=0' "$log"; then
+		echo "FAIL console_quit (Ctrl-A x did not end kiln with 0: $(tr -d '\r' <"$log" | grep -v '^$' | tail -n 2 | tr '\n' ' '))"
+		failed=$((failed + 1))
+	elif ! cmp -s "$LOGS/stty.before" "$LOGS/stty.after"; then
+		echo "FAIL console_quit (terminal settings not restored)"
+		failed=$((failed + 1))
+	else
+		echo "PASS console_quit"
+		passed=$((passed + 1))
+	fi
+fi
+
 summary="guests: $passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"
 echo "$summary"

@@ -314,17 +314,31 @@ void vm_destroy(struct vm *vm)
 	pthread_mutex_destroy(&vm->lock);
 }
 
-/* Console input: forward typed bytes to the UART, honouring the Ctrl-A escape. */
+/* Hand pending typed bytes to the UART as far as its FIFO has room. */
+static void console_flush(struct vm *vm)
+{
+	size_t n = MIN(vm->console_npending, uart_rx_space(vm->uart));
+
+	if (n == 0)
+		return;
+	uart_receive(vm->uart, vm->console_pending, n);
+	memmove(vm->console_pending, vm->console_pending + n, vm->console_npending - n);
+	vm->console_npending -= n;
+}
+
+/*
+ * Console input. The terminal is always read, even while the guest does not
+ * drain its UART, so that Ctrl-A x works on any guest; bytes beyond the
+ * bounded pending buffer are dropped and counted.
+ */
 static void console_input(struct vm *vm)
 {
 	uint8_t in[256], out[256];
 	bool quit = false;
 	ssize_t n;
-	size_t m;
+	size_t m, room, take;
 
-	if (uart_rx_space(vm->uart) == 0)
-		return; /* the guest is not reading: leave the bytes in the terminal */
-	n = read(vm->console_in_fd, in, MIN(sizeof(in), uart_rx_space(vm->uart)));
+	n = read(vm->console_in_fd, in, sizeof(in));
 	if (n == 0) {
 		vm->console_in_fd = -1; /* EOF: stop polling stdin, keep running */
 		return;
@@ -332,10 +346,14 @@ static void console_input(struct vm *vm)
 	if (n < 0)
 		return;
 	m = console_filter(&vm->console_esc, in, (size_t)n, out, &quit);
-	if (m)
-		uart_receive(vm->uart, out, m);
+	room = sizeof(vm->console_pending) - vm->console_npending;
+	take = MIN(m, room);
+	memcpy(vm->console_pending + vm->console_npending, out, take);
+	vm->console_npending += take;
+	vm->console_dropped += m - take;
 	if (quit)
 		vm_request_stop(vm, VM_STOP_USER);
+	console_flush(vm);
 }
 
 static void handle_signal(struct vm *vm)
@@ -381,9 +399,9 @@ int vm_run(struct vm *vm)
 			{ .fd = vm->signal_fd, .events = POLLIN },
 			{ .fd = vm->console_in_fd, .events = POLLIN },
 		};
-		/* With a full UART FIFO, poll the terminal again a little later rather than spin. */
-		nfds_t n = (vm->console_in_fd >= 0 && vm->uart && uart_rx_space(vm->uart)) ? 3 : 2;
-		int r = poll(p, n, n == 3 ? -1 : 20);
+		nfds_t n = (vm->console_in_fd >= 0 && vm->uart) ? 3 : 2;
+		/* While typed bytes wait for UART room, look again every 20 ms. */
+		int r = poll(p, n, vm->console_npending ? 20 : -1);
 
 		if (r < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
@@ -394,6 +412,8 @@ int vm_run(struct vm *vm)
 			handle_signal(vm);
 		if (r > 0 && n == 3 && (p[2].revents & (POLLIN | POLLHUP)))
 			console_input(vm);
+		if (vm->console_npending)
+			console_flush(vm);
 	}
 
 	for (unsigned i = 0; i < vm->ncpus; i++)
@@ -420,6 +440,9 @@ int vm_run(struct vm *vm)
 			(unsigned long long)atomic_load(&vm->pio.unclaimed_writes),
 			(unsigned long long)atomic_load(&vm->mmio.unclaimed_reads),
 			(unsigned long long)atomic_load(&vm->mmio.unclaimed_writes));
+		if (vm->console_dropped)
+			dprintf(STDERR_FILENO, "console: %llu typed bytes dropped (the guest did not read its UART)\n",
+				(unsigned long long)vm->console_dropped);
 		for (unsigned i = 0; i < vm->ndevices; i++)
 			if (vm->devices[i].print_stats)
 				vm->devices[i].print_stats(vm->devices[i].state, STDERR_FILENO);

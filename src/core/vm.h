@@ -105,6 +105,10 @@ struct vm {
 	bool console_raw;           /* console_saved must be restored at exit */
 	struct termios console_saved;
 	struct console_escape console_esc;
+	/* Typed bytes the UART had no room for yet; bounded, overflow is dropped and counted. */
+	uint8_t console_pending[4096];
+	size_t console_npending;
+	uint64_t console_dropped;
 	int signal_fd;              /* signalfd for SIGINT/SIGTERM/SIGHUP */
 	int stop_signal;            /* the signal behind VM_STOP_SIGNAL */
 };
