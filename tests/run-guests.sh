@@ -28,6 +28,7 @@ MEMORY=64
 # The ELF is tests/guests/build/NAME.elf (demo: guests/demo/demo.elf).
 TESTS='
 serial        1  0     exact
+serial_input  1  0     success  serial_input: got
 pio           1  0     success
 mmio          1  0     success
 beyond_ram    1  0     success
@@ -94,8 +95,14 @@ run_guest() {
 	elf=$(elf_of "$name")
 	: >"$out"
 	if [ "$MODE" = kiln ]; then
-		timeout -k 5 "$secs" "$KILN" run --kernel "$elf" --memory "$MEMORY" --cpus "$cpus" \
-			--console "file:$out" --stats >"$log" 2>&1 </dev/null
+		if [ "$name" = serial_input ]; then
+			# stdin is the console's input: the guest must read this line from its UART.
+			printf 'kiln-input-test\n' | timeout -k 5 "$secs" "$KILN" run --kernel "$elf" --memory "$MEMORY" \
+				--cpus "$cpus" --console stdio --stats >"$out" 2>"$log"
+		else
+			timeout -k 5 "$secs" "$KILN" run --kernel "$elf" --memory "$MEMORY" --cpus "$cpus" \
+				--console "file:$out" --stats >"$log" 2>&1 </dev/null
+		fi
 	else
 		# QEMU stands in: isa-debug-exit ends a guest whose poweroff found no ACPI
 		# register, -no-reboot turns reset and triple fault into an exit.
