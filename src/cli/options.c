@@ -22,6 +22,8 @@ const char cli_usage[] =
 "  --console C          stdio (default; raw terminal, Ctrl-A x quits), file:PATH, or none\n"
 "  --compat M           kvm_pvm compatibility layer: auto (default: on when the host's\n"
 "                       /dev/kvm is kvm_pvm), on, off (docs/compat-pvm.md)\n"
+"  --symbols PATH       the kernel's System.map, to name functions in compat-layer\n"
+"                       diagnostics (default: System.map next to --kernel, if any)\n"
 "  --stats              print per-vCPU exit counters and device counters at exit\n"
 "  -v, --verbose        more messages on stderr (repeat for debug)\n"
 "  -h, --help           this text\n"
@@ -50,7 +52,7 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_BACKING, OPT_CONSOLE,
-       OPT_COMPAT, OPT_STATS, OPT_VERSION };
+       OPT_COMPAT, OPT_STATS, OPT_VERSION, OPT_SYMBOLS };
 
 int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *action,
 	      uint64_t host_mem_mib, char *msg, size_t msglen)
@@ -65,6 +67,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "compat", required_argument, NULL, OPT_COMPAT },
 		{ "stats", no_argument, NULL, OPT_STATS },
+		{ "symbols", required_argument, NULL, OPT_SYMBOLS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -135,6 +138,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 			}
 			break;
 		case OPT_STATS: cfg->stats = true; break;
+		case OPT_SYMBOLS: cfg->symbols_path = optarg; break;
 		case 'v': cfg->verbose++; break;
 		case 'h': *action = CLI_HELP; return 0;
 		case OPT_VERSION: *action = CLI_VERSION; return 0;

@@ -14,6 +14,24 @@
 #include "arch/x86/cpu.h"
 #include "compat/pvm.h"
 
+/* Symbols for compat diagnostics: --symbols, else a System.map beside the kernel. Best effort. */
+static void load_symbols(struct vm *vm)
+{
+	const char *path = vm->cfg.symbols_path, *slash;
+	char guess[4096];
+
+	if (!path) {
+		slash = strrchr(vm->cfg.kernel_path, '/');
+		snprintf(guess, sizeof(guess), "%.*sSystem.map",
+			 slash ? (int)(slash - vm->cfg.kernel_path + 1) : 0, vm->cfg.kernel_path);
+		if (access(guess, R_OK) < 0)
+			return;
+		path = guess;
+	}
+	if (pvm_load_symbols(vm->compat, path) < 0)
+		log_warn("--symbols %s: cannot load (diagnostics will not name functions)", path);
+}
+
 int vm_load(struct vm *vm)
 {
 	struct boot_input in = { 0 };
@@ -68,6 +86,8 @@ int vm_load(struct vm *vm)
 		log_err("--kernel %s: %s", vm->cfg.kernel_path, why ? why : strerror(-ret));
 		goto out;
 	}
+	if (vm->compat)
+		load_symbols(vm);
 	log_info("kernel %s (%s), entry 0x%llx, cmdline \"%s\"", vm->cfg.kernel_path,
 		 out.kind == BOOT_BZIMAGE ? "bzImage" : "PVH ELF", (unsigned long long)out.entry, cmdline);
 	ret = boot_write_page_tables(&vm->mem);

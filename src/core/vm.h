@@ -41,6 +41,7 @@ struct vm_config {
 	const char *kernel_path;
 	const char *initrd_path;
 	const char *cmdline;       /* NULL: the default for the kernel kind */
+	const char *symbols_path;  /* System.map for compat-layer diagnostics (NULL: next to the kernel) */
 	unsigned ncpus;
 	uint64_t mem_bytes;
 	enum mem_backing backing;
