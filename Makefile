@@ -69,4 +69,4 @@ clean:
 	$(MAKE) -C tests/guests clean
 	$(MAKE) -C guests/demo clean
 
--include $(OBJS:.o=.d) $(UNIT_BINS:=.d)
+-include $(shell find $(BUILD) -name "*.d" 2>/dev/null)
