@@ -33,6 +33,8 @@ if [ ! -e /dev/kvm ]; then
 	lab=(bash tests/kvmlab/run.sh --timeout 900 --)
 	linuxlab=(bash tests/kvmlab/run.sh --timeout 2400 --)
 fi
+step "command line, cases that need /dev/kvm"
+"${lab[@]}" bash tests/run-cli.sh build/kiln || fail=1
 step "test guests under kiln (release)"
 "${lab[@]}" bash tests/run-guests.sh build/kiln || fail=1
 step "test guests under kiln (ASan+UBSan)"

@@ -20,7 +20,7 @@ expect() {
 		echo "FAIL $name (exit $rc, expected $want: $(head -c 200 "$tmp/err"))"; failed=$((failed + 1))
 	elif [ "$want" != 0 ] && [ "$lines" != 1 ] && [ "$name" != no-args ]; then
 		echo "FAIL $name ($lines lines on stderr, expected 1)"; failed=$((failed + 1))
-	elif ! grep -q -- "$pat" "$tmp/err" "$tmp/out"; then
+	elif [ -n "$pat" ] && ! grep -q -- "$pat" "$tmp/err" "$tmp/out"; then
 		echo "FAIL $name (no '$pat' in: $(head -c 200 "$tmp/err"))"; failed=$((failed + 1))
 	else
 		echo "PASS $name"; passed=$((passed + 1))
@@ -62,6 +62,10 @@ expect missing-initrd 2 "--initrd" -- run --kernel "$ELF" --initrd "$tmp/nope"
 if [ -e /dev/kvm ]; then
 	# (--cpus above KVM_CAP_MAX_VCPUS is only reachable where that is below 254; KVM on x86 allows 1024.)
 	expect console-file-dir 2 "--console" -- run --kernel "$ELF" --console "file:$tmp"
+	if [ "$(cat /proc/sys/vm/nr_hugepages 2>/dev/null)" = 0 ]; then
+		expect hugetlb-unreserved 3 "nr_hugepages" -- run --kernel "$ELF" --memory 64 --memory-backing hugetlb --console none
+	fi
+	expect thp-backing 0 "" -- run --kernel "$ELF" --memory 64 --memory-backing thp --console none
 fi
 echo "cli: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -48,8 +48,14 @@ int mem_init(struct guest_mem *m, uint64_t ram, enum mem_backing backing)
 		return -errno;
 	if (ftruncate(m->fd, (off_t)ram) < 0)
 		goto fail;
-	/* MAP_NORESERVE: pages are only committed when the guest touches them. */
-	m->base = mmap(NULL, ram, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fd, 0);
+	/*
+	 * MAP_NORESERVE: pages are only committed when the guest touches them.
+	 * Not for hugetlb: there the mapping must reserve its huge pages now, so
+	 * a host without enough of them fails here (ENOMEM) instead of the guest
+	 * meeting SIGBUS on first touch.
+	 */
+	m->base = mmap(NULL, ram, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | (backing == MEM_BACKING_HUGETLB ? 0 : MAP_NORESERVE), m->fd, 0);
 	if (m->base == MAP_FAILED) {
 		m->base = NULL;
 		goto fail;
