@@ -26,7 +26,7 @@ struct vcpu {
 	int fd;
 	struct kvm_run *run;
 	pthread_t thread;
-	bool thread_started;
+	_Atomic bool thread_started; /* read by other threads that kick this vCPU */
 	uint64_t exits[VCPU_EXIT_SLOTS];
 	uint64_t exits_total;
 	struct vcpu_compat_stats compat;
