@@ -253,6 +253,20 @@ if [ "$MODE" = kiln ] && [[ $ONLY == "  " || $ONLY == *" console_quit "* ]] && c
 	fi
 fi
 
+# A console reader that goes away early (kiln ... | head -1): kiln must not die
+# of SIGPIPE; the guest still runs to its power-off and kiln exits 0.
+if [ "$MODE" = kiln ] && [[ $ONLY == "  " || $ONLY == *" console_pipe "* ]]; then
+	rc=$( { timeout -k 5 "$TIMEOUT" "$KILN" run --kernel "$BUILD/serial.elf" --memory "$MEMORY" --console stdio \
+		2>"$LOGS/console_pipe.log" </dev/null; echo $? >"$LOGS/console_pipe.rc"; } | head -c 1 >/dev/null; cat "$LOGS/console_pipe.rc")
+	if [ "$rc" = 0 ]; then
+		echo "PASS console_pipe"
+		passed=$((passed + 1))
+	else
+		echo "FAIL console_pipe (exit $rc after the console reader went away; $(tail -n 1 "$LOGS/console_pipe.log"))"
+		failed=$((failed + 1))
+	fi
+fi
+
 summary="guests: $passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"
 echo "$summary"

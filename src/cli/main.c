@@ -1,5 +1,6 @@
 /* kiln's entry point: `kiln run ...` parses options, checks the inputs, creates, loads and runs the VM. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(cfg.verbose >= 2 ? LOG_DEBUG : cfg.verbose == 1 ? LOG_INFO : LOG_WARN);
+	/* A console reader that goes away (kiln ... | head) must cost output, not the VM. */
+	signal(SIGPIPE, SIG_IGN);
 	if (check_inputs(&cfg) < 0)
 		return KILN_EXIT_USAGE;
 
