@@ -14,34 +14,11 @@
 #include "arch/x86/layout.h"
 #include "arch/x86/pvh.h"
 
-#define RAM_SIZE (64 * MiB)
+#include "mem_fixture.h"
+#define RAM_SIZE MEM_FIXTURE_SIZE
 
 /* ---- fixtures ---------------------------------------------------------- */
 
-static int mem_setup(void **state)
-{
-	struct guest_mem *m = calloc(1, sizeof(*m));
-
-	if (!m || mem_init(m, RAM_SIZE, MEM_BACKING_MEMFD)) {
-		free(m);
-		return -1;
-	}
-	*state = m;
-	return 0;
-}
-
-static int mem_teardown(void **state)
-{
-	struct guest_mem *m = *state;
-
-	mem_destroy(m);
-	free(m);
-	return 0;
-}
-
-static void put16(uint8_t *b, size_t off, uint16_t v) { memcpy(b + off, &v, 2); }
-static void put32(uint8_t *b, size_t off, uint32_t v) { memcpy(b + off, &v, 4); }
-static void put64(uint8_t *b, size_t off, uint64_t v) { memcpy(b + off, &v, 8); }
 
 /* ---- synthetic PVH ELFs -------------------------------------------------- */
 
