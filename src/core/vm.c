@@ -212,6 +212,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	pthread_mutex_init(&vm->lock, NULL);
 	bus_init(&vm->pio, "pio", 0xff);
 	bus_init(&vm->mmio, "mmio", 0x00);
+	ret = ioloop_init(&vm->io);
+	if (ret < 0) {
+		log_err("I/O thread setup: %s", strerror(-ret));
+		return KILN_EXIT_SETUP;
+	}
 
 	vm->kvm_fd = kvm_open("/dev/kvm", msg, sizeof(msg));
 	if (vm->kvm_fd < 0) {
@@ -250,6 +255,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	}
 	if (setup_memory(vm) < 0 || setup_irqchip(vm) < 0)
 		return KILN_EXIT_SETUP;
+	ret = irq_routing_init(&vm->irqr, vm->vm_fd);
+	if (ret < 0) {
+		log_err("/dev/kvm lacks KVM_CAP_IRQ_ROUTING (needed for MSI-X): %s", strerror(-ret));
+		return KILN_EXIT_SETUP;
+	}
 	if (cfg->compat > 0 || (cfg->compat < 0 && vm->is_pvm)) {
 		ret = pvm_compat_create(vm, &vm->compat);
 		if (ret < 0) {
@@ -287,6 +297,8 @@ void vm_destroy(struct vm *vm)
 	}
 	free(vm->vcpus);
 	vm->vcpus = NULL;
+	/* Device work stops before devices go: no handler runs on freed state. */
+	ioloop_stop(&vm->io);
 	for (unsigned i = vm->ndevices; i-- > 0;)
 		if (vm->devices[i].destroy)
 			vm->devices[i].destroy(vm->devices[i].state);
@@ -294,6 +306,9 @@ void vm_destroy(struct vm *vm)
 	if (vm->compat)
 		pvm_compat_destroy(vm->compat);
 	vm->compat = NULL;
+	ioloop_destroy(&vm->io);
+	if (vm->vm_fd >= 0)
+		irq_routing_destroy(&vm->irqr);
 	bus_destroy(&vm->pio);
 	bus_destroy(&vm->mmio);
 	mem_destroy(&vm->mem);
@@ -384,6 +399,11 @@ int vm_run(struct vm *vm)
 	if (vm->console_in_fd >= 0 && console_raw_enter(vm->console_in_fd, &vm->console_saved) == 0)
 		vm->console_raw = true;
 
+	if (ioloop_start(&vm->io) < 0) {
+		log_err("cannot start the I/O thread");
+		vm_request_stop(vm, VM_STOP_ERROR);
+	}
+
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		int ret = vcpu_start(&vm->vcpus[i]);
 		if (ret < 0) {
@@ -420,6 +440,7 @@ int vm_run(struct vm *vm)
 		vcpu_kick(&vm->vcpus[i]);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_join(&vm->vcpus[i]);
+	ioloop_stop(&vm->io);
 	if (vm->console_raw) {
 		console_raw_leave(vm->console_in_fd >= 0 ? vm->console_in_fd : STDIN_FILENO, &vm->console_saved);
 		vm->console_raw = false;

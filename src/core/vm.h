@@ -9,6 +9,8 @@
 #include "core/memory.h"
 #include "core/bus.h"
 #include "core/console.h"
+#include "core/ioloop.h"
+#include "core/irq.h"
 
 /*
  * kiln's process exit codes (documented in README.md and --help).
@@ -35,6 +37,17 @@ enum vm_stop_reason {
 };
 
 enum console_kind { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_NONE };
+/* Which device the console backend feeds: the 16550A on COM1 (ttyS0) or virtio-console (hvc0). */
+enum console_device { CONSOLE_DEV_SERIAL, CONSOLE_DEV_VIRTIO };
+enum virtio_transport_kind { VIRTIO_TRANSPORT_PCI, VIRTIO_TRANSPORT_MMIO };
+
+/* One --disk. */
+#define VM_MAX_DISKS 16
+struct disk_config {
+	const char *path;
+	bool readonly;
+	const char *serial;        /* VIRTIO_BLK_ID_BYTES (20) at most; NULL: derived from the file */
+};
 
 /* What the user asked for; filled by the CLI, read by every layer. */
 struct vm_config {
@@ -50,11 +63,26 @@ struct vm_config {
 	bool stats;                /* print per-vCPU exit counters at exit */
 	int verbose;               /* -v count */
 	int compat;                /* -1 auto (detect kvm_pvm), 0 off, 1 force on */
+	enum console_device console_dev;
+	enum virtio_transport_kind virtio_transport;
+	struct disk_config disks[VM_MAX_DISKS];
+	unsigned ndisks;
+	bool rng;                  /* virtio-rng fed by getrandom() */
+	bool blk_sync;             /* force the synchronous blk backend (no io_uring) */
 };
 
 struct vcpu;
 struct pvm_compat;
 struct uart;
+struct pci_bus;
+
+/* A virtio-mmio device window, announced to the guest in the DSDT (and on the command line with acpi=off). */
+#define VM_MAX_VIRTIO_MMIO 8
+struct virtio_mmio_slot {
+	gpa_t base;
+	uint32_t size;
+	unsigned gsi;
+};
 
 /* A device instance owned by the VM; destroy() frees `state` at VM teardown. */
 struct vm_device {
@@ -65,7 +93,7 @@ struct vm_device {
 	void (*print_stats)(void *state, int fd);
 };
 
-#define VM_MAX_DEVICES 32
+#define VM_MAX_DEVICES 64
 
 struct vm {
 	struct vm_config cfg;
@@ -88,6 +116,12 @@ struct vm {
 	unsigned ndevices;
 
 	struct uart *uart;          /* COM1, fed by the console thread */
+	struct virtio_dev *vcon;    /* virtio-console, fed by the console thread when console_dev is virtio */
+	struct pci_bus *pci;        /* bus 0, NULL until the host bridge exists */
+	struct virtio_mmio_slot virtio_mmio[VM_MAX_VIRTIO_MMIO];
+	unsigned nvirtio_mmio;
+	struct ioloop io;           /* the I/O thread: virtio queue work and backends */
+	struct irq_routing irqr;    /* GSI routes: irqchip pins + MSI */
 	struct pvm_compat *compat;  /* NULL unless the compat layer is active */
 
 	/* Boot facts other layers need (ACPI RSDP, entry kind). */

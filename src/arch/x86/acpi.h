@@ -26,10 +26,24 @@
  */
 #define ACPI_MAX_CPUS 1024
 
+#define ACPI_MAX_VIRTIO_MMIO 8
+
 struct acpi_config {
 	unsigned ncpus;   /* 1..ACPI_MAX_CPUS; vCPU i has APIC ID i and ACPI UID i */
 	bool pvpanic;     /* describe the pvpanic port (QEMU0001) in the DSDT */
 	bool rtc;         /* describe the CMOS RTC (PNP0B00); else FADT says "no CMOS RTC" */
+	/*
+	 * PCI host bridge: an MCFG table for ECAM, and in the DSDT a PCI0
+	 * (PNP0A08/PNP0A03) with bus range, 0xCF8 ports and the BAR window in
+	 * _CRS, plus a PNP0C02 reserving ECAM (Linux checks MCFG against it).
+	 */
+	bool pci;
+	uint64_t pci_ecam_base;      /* X86_PCI_ECAM_BASE */
+	uint8_t pci_bus_end;         /* last bus number (MCFG end bus) */
+	uint64_t pci_mmio_base, pci_mmio_size;  /* BAR window */
+	/* virtio-mmio devices, each a LNRO0005 device with Memory32Fixed + an edge, active-high Interrupt. */
+	unsigned nvirtio_mmio;
+	struct { uint64_t base; uint32_t size; uint32_t gsi; } virtio_mmio[ACPI_MAX_VIRTIO_MMIO];
 };
 
 /*

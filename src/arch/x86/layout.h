@@ -24,6 +24,21 @@
 #define X86_KVM_IDENTITY_MAP 0xfeffc000ULL
 #define X86_KVM_TSS          0xfeffd000ULL
 
+/*
+ * Device windows in the 32-bit hole [MEM_HOLE_START = 3 GiB, 4 GiB):
+ *   [0xC0000000, 0xE0000000)  PCI memory BARs (the host bridge's _CRS window)
+ *   [0xE0000000, 0xE0100000)  PCI ECAM for bus 0 (MCFG; 1 MiB = 32 slots x 8 functions x 4 KiB)
+ *   [0xF0000000, +8 x 4 KiB)  virtio-mmio devices, one 4 KiB window each
+ */
+#define X86_PCI_MMIO_BASE    0xC0000000ULL
+#define X86_PCI_MMIO_SIZE    0x20000000ULL
+#define X86_PCI_ECAM_BASE    0xE0000000ULL
+#define X86_PCI_ECAM_SIZE    0x00100000ULL
+#define X86_PCI_BUS_END      0           /* one bus */
+#define X86_PCI_CONFIG_PORT  0xcf8       /* CONFIG_ADDRESS 0xcf8, CONFIG_DATA 0xcfc-0xcff */
+#define X86_VIRTIO_MMIO_BASE 0xF0000000ULL
+#define X86_VIRTIO_MMIO_SIZE 0x1000ULL
+
 /* Interrupt controllers (MADT). */
 #define X86_IOAPIC_GPA       0xfec00000ULL
 #define X86_LAPIC_GPA        0xfee00000ULL
