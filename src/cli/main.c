@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include "cli/options.h"
 #include "core/vm.h"
 #include "core/loader.h"
@@ -39,6 +40,20 @@ static int check_inputs(const struct vm_config *cfg)
 	if (cfg->initrd_path && access(cfg->initrd_path, R_OK) < 0) {
 		log_err("--initrd %s: %s", cfg->initrd_path, strerror(errno));
 		return -1;
+	}
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		const struct disk_config *d = &cfg->disks[i];
+		struct stat st;
+
+		if (stat(d->path, &st) < 0 || access(d->path, d->readonly ? R_OK : R_OK | W_OK) < 0) {
+			log_err("--disk %s: %s%s", d->path, strerror(errno),
+				errno == EACCES || errno == EROFS ? (d->readonly ? "" : " (add ,ro for read-only)") : "");
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+			log_err("--disk %s: not a regular file or block device", d->path);
+			return -1;
+		}
 	}
 	return 0;
 }

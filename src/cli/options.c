@@ -19,7 +19,19 @@ const char cli_usage[] =
 "  --memory MiB         guest RAM in MiB (default 256; minimum 8; at most the host's RAM)\n"
 "  --memory-backing B   memfd (default), thp (memfd + transparent huge pages),\n"
 "                       or hugetlb (memfd on hugetlbfs pages; reserve them first)\n"
-"  --console C          stdio (default; raw terminal, Ctrl-A x quits), file:PATH, or none\n"
+"  --console C[,C]      where the console goes: stdio (default; raw terminal, Ctrl-A x\n"
+"                       quits), file:PATH, or none; and which device carries it: serial\n"
+"                       (default: 16550A, ttyS0) or virtio (virtio-console, hvc0).\n"
+"                       E.g. --console virtio,file:/tmp/console.log\n"
+"  --disk path=FILE[,ro][,serial=ID][,io=uring|sync]\n"
+"                       a virtio-blk disk on a raw image (repeatable, up to 16; vda, vdb,\n"
+"                       ...); ro: read-only; serial: up to 20 bytes (default: from the\n"
+"                       file's device and inode); io: io_uring (default, falls back to\n"
+"                       sync if the host has none) or pread/pwrite\n"
+"  --rng                a virtio-rng device fed by the host's getrandom()\n"
+"  --virtio-transport T pci (default: virtio-pci on a PCI host bridge, for stock kernels)\n"
+"                       or mmio (virtio-mmio, announced in the DSDT; with acpi=off in\n"
+"                       --cmdline, also as virtio_mmio.device= on the command line)\n"
 "  --compat M           kvm_pvm compatibility layer: auto (default: on when the host's\n"
 "                       /dev/kvm is kvm_pvm), on, off (docs/compat-pvm.md)\n"
 "  --symbols PATH       the kernel's System.map, to name functions in compat-layer\n"
@@ -52,7 +64,63 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_BACKING, OPT_CONSOLE,
-       OPT_COMPAT, OPT_STATS, OPT_VERSION, OPT_SYMBOLS };
+       OPT_COMPAT, OPT_STATS, OPT_VERSION, OPT_SYMBOLS, OPT_DISK, OPT_RNG, OPT_TRANSPORT };
+
+/* One --console word: a backend or a device. 0 or -1. */
+static int parse_console_word(char *w, struct vm_config *cfg)
+{
+	if (!strcmp(w, "stdio")) {
+		cfg->console = CONSOLE_STDIO;
+	} else if (!strcmp(w, "none")) {
+		cfg->console = CONSOLE_NONE;
+	} else if (!strncmp(w, "file:", 5) && w[5]) {
+		cfg->console = CONSOLE_FILE;
+		cfg->console_path = w + 5;
+	} else if (!strcmp(w, "serial")) {
+		cfg->console_dev = CONSOLE_DEV_SERIAL;
+	} else if (!strcmp(w, "virtio")) {
+		cfg->console_dev = CONSOLE_DEV_VIRTIO;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * --disk path=FILE[,ro][,serial=ID][,io=uring|sync]. Splits `arg` in place
+ * (argv strings are writable), so cfg points into it. 0 or -1 with msg.
+ */
+int cli_parse_disk(char *arg, struct disk_config *d, char *msg, size_t msglen)
+{
+	char *save = NULL, *tok;
+
+	memset(d, 0, sizeof(*d));
+	for (tok = strtok_r(arg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(tok, "path=", 5) && tok[5]) {
+			d->path = tok + 5;
+		} else if (!strcmp(tok, "ro")) {
+			d->readonly = true;
+		} else if (!strncmp(tok, "serial=", 7)) {
+			if (strlen(tok + 7) > 20) {
+				snprintf(msg, msglen, "--disk serial '%s': at most 20 bytes (virtio 1.2 5.2.6 GET_ID)", tok + 7);
+				return -1;
+			}
+			d->serial = tok + 7;
+		} else if (!strcmp(tok, "io=sync")) {
+			d->sync_io = true;
+		} else if (!strcmp(tok, "io=uring")) {
+			d->sync_io = false;
+		} else {
+			snprintf(msg, msglen, "--disk: unknown part '%s' (expected path=FILE, ro, serial=ID, io=uring|sync)", tok);
+			return -1;
+		}
+	}
+	if (!d->path) {
+		snprintf(msg, msglen, "--disk needs path=FILE");
+		return -1;
+	}
+	return 0;
+}
 
 int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *action,
 	      uint64_t host_mem_mib, char *msg, size_t msglen)
@@ -68,6 +136,9 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 		{ "compat", required_argument, NULL, OPT_COMPAT },
 		{ "stats", no_argument, NULL, OPT_STATS },
 		{ "symbols", required_argument, NULL, OPT_SYMBOLS },
+		{ "disk", required_argument, NULL, OPT_DISK },
+		{ "rng", no_argument, NULL, OPT_RNG },
+		{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -115,16 +186,40 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 				return -1;
 			}
 			break;
-		case OPT_CONSOLE:
-			if (!strcmp(optarg, "stdio")) {
-				cfg->console = CONSOLE_STDIO;
-			} else if (!strcmp(optarg, "none")) {
-				cfg->console = CONSOLE_NONE;
-			} else if (!strncmp(optarg, "file:", 5) && optarg[5]) {
-				cfg->console = CONSOLE_FILE;
-				cfg->console_path = optarg + 5;
-			} else {
-				snprintf(msg, msglen, "--console '%s': expected stdio, file:PATH or none", optarg);
+		case OPT_CONSOLE: {
+			/* A comma list; "file:" takes the rest of the word, so a path may not hold a comma. */
+			char *save = NULL, *w;
+			char copy[64];
+
+			snprintf(copy, sizeof(copy), "%s", optarg);
+			for (w = strtok_r(optarg, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+				if (parse_console_word(w, cfg) < 0) {
+					snprintf(msg, msglen, "--console '%s': expected stdio, file:PATH or none, "
+						 "and/or serial or virtio", copy);
+					return -1;
+				}
+			}
+			if (!optarg[0]) {
+				snprintf(msg, msglen, "--console needs a value");
+				return -1;
+			}
+			break;
+		}
+		case OPT_DISK:
+			if (cfg->ndisks >= VM_MAX_DISKS) {
+				snprintf(msg, msglen, "--disk: at most %d disks", VM_MAX_DISKS);
+				return -1;
+			}
+			if (cli_parse_disk(optarg, &cfg->disks[cfg->ndisks], msg, msglen) < 0)
+				return -1;
+			cfg->ndisks++;
+			break;
+		case OPT_RNG: cfg->rng = true; break;
+		case OPT_TRANSPORT:
+			if (!strcmp(optarg, "pci")) cfg->virtio_transport = VIRTIO_TRANSPORT_PCI;
+			else if (!strcmp(optarg, "mmio")) cfg->virtio_transport = VIRTIO_TRANSPORT_MMIO;
+			else {
+				snprintf(msg, msglen, "--virtio-transport '%s': expected pci or mmio", optarg);
 				return -1;
 			}
 			break;

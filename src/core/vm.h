@@ -47,6 +47,7 @@ struct disk_config {
 	const char *path;
 	bool readonly;
 	const char *serial;        /* VIRTIO_BLK_ID_BYTES (20) at most; NULL: derived from the file */
+	bool sync_io;              /* io=sync: pread/pwrite on the I/O thread instead of io_uring */
 };
 
 /* What the user asked for; filled by the CLI, read by every layer. */
@@ -68,7 +69,6 @@ struct vm_config {
 	struct disk_config disks[VM_MAX_DISKS];
 	unsigned ndisks;
 	bool rng;                  /* virtio-rng fed by getrandom() */
-	bool blk_sync;             /* force the synchronous blk backend (no io_uring) */
 };
 
 struct vcpu;
