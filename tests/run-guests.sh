@@ -116,7 +116,7 @@ load_args() {
 	local f
 	GUEST_NAME=$1
 	GUEST_ARGS=()
-	DISK= DISK_SECTORS=
+	DISK='' DISK_SECTORS=''
 	unset -f guest_post
 	f=$(args_file_of "$1") || return 0
 	# shellcheck source=/dev/null
@@ -132,7 +132,7 @@ qemu_guest_args() {
 		case $a in
 		--disk)
 			i=$((i + 1))
-			spec=${GUEST_ARGS[$i]} path= serial= ro=
+			spec=${GUEST_ARGS[$i]} path='' serial='' ro=''
 			IFS=, read -ra parts <<<"$spec"
 			for p in "${parts[@]}"; do
 				case $p in

@@ -32,8 +32,8 @@ def main(argv):
     path, sectors = argv[2], int(argv[3])
     if argv[1] == "make":
         with open(path, "wb") as f:
-            for s in range(sectors):
-                f.write(disk_sector(s))
+            for first in range(0, sectors, 2048):     # 1 MiB per write
+                f.write(b"".join(disk_sector(s) for s in range(first, min(first + 2048, sectors))))
         return 0
     first, count = (int(x) for x in argv[4].split(":")) if len(argv) > 4 else (0, 0)
     with open(path, "rb") as f:

@@ -23,9 +23,20 @@ unsigned rtc_seconds(void)
 	unsigned i;
 	uint8_t s;
 
-	/* UIP lasts at most 2 ms on real hardware; kiln never sets it. Bounded anyway. */
-	for (i = 0; i < 100000 && (rtc_read(RTC_REG_A) & REG_A_UIP); i++)
+	/*
+	 * UIP is set for 244 us before each update (QEMU models that; kiln never
+	 * sets it): a few hundred reads, each an exit, outlast it. All ones is
+	 * no RTC at all (QEMU microvm under KVM unless rtc=on).
+	 */
+	for (i = 0; i < 1000; i++) {
+		uint8_t a = rtc_read(RTC_REG_A);
+
+		if (a == 0xff)
+			fail("no CMOS RTC: port 0x71 reads 0xff (QEMU microvm needs rtc=on)");
+		if (!(a & REG_A_UIP))
+			break;
 		cpu_relax();
+	}
 	s = rtc_read(RTC_SEC);
 	if (!(rtc_read(RTC_REG_B) & REG_B_DM))
 		s = (uint8_t)((s >> 4) * 10 + (s & 0xf));
