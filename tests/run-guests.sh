@@ -96,19 +96,34 @@ args_file_of() {
 	[ -f "$f" ] && echo "$f"
 }
 
-# For .args fragments: make_disk SECTORS creates $LOGS/NAME.img with the
-# content of tests/guests/disk-image.py and sets DISK and DISK_SECTORS.
+# For .args fragments: make_disk SECTORS puts a fresh $LOGS/NAME.img with the
+# content of tests/guests/disk-image.py in DISK (and SECTORS in DISK_SECTORS).
+# Images are generated once per run and copied: Python is slow in the KVM lab.
 make_disk() {
+	local base=$LOGS/disk-$1.img
 	DISK=$LOGS/$GUEST_NAME.img
 	DISK_SECTORS=$1
-	python3 "$ROOT/tests/guests/disk-image.py" make "$DISK" "$DISK_SECTORS" ||
-		{ echo "run-guests: cannot make $DISK" >&2; return 1; }
+	if [ ! -f "$base" ] && ! { python3 "$ROOT/tests/guests/disk-image.py" make "$base.tmp" "$1" &&
+		mv "$base.tmp" "$base"; }; then
+		echo "run-guests: cannot make $base" >&2
+		return 1
+	fi
+	cp "$base" "$DISK"
 }
 
 # For guest_post: disk_check [FIRST:COUNT] prints why the image is not the
-# original content (with the guest's pattern over FIRST..FIRST+COUNT-1).
+# original content (with the guest's pattern over FIRST..FIRST+COUNT-1):
+# cmp against an expected image, made once; disk-image.py explains a difference.
 disk_check() {
+	local want=$LOGS/disk-$DISK_SECTORS${1:+-${1/:/-}}.img
+	if [ ! -f "$want" ] && ! { python3 "$ROOT/tests/guests/disk-image.py" make "$want.tmp" "$DISK_SECTORS" "$@" &&
+		mv "$want.tmp" "$want"; }; then
+		echo "cannot make $want"
+		return 1
+	fi
+	cmp -s "$DISK" "$want" && return 0
 	python3 "$ROOT/tests/guests/disk-image.py" check "$DISK" "$DISK_SECTORS" "$@"
+	return 1
 }
 
 # Load NAME's .args (or none): sets GUEST_ARGS, maybe guest_post, DISK.
