@@ -51,37 +51,50 @@ static uint32_t rng_fill(struct rng *r, const struct vq_chain *c)
 	return written;
 }
 
-/* I/O thread, d->lock held: answer at most one queue's worth of requests, then yield. */
+/*
+ * I/O thread, d->lock held: answer at most one queue's worth of requests,
+ * then yield. Kicks stay off while draining; re-enabling them (§2.7.10:
+ * flags, or avail_event with EVENT_IDX) and then finding new buffers means
+ * the driver may not kick for those, so they are taken in the same pass.
+ */
 static void rng_queue_notify(struct virtio_dev *d, unsigned q)
 {
 	struct rng *r = d->priv;
 	struct vq *vq = &d->vq[q];
-	unsigned n;
+	unsigned n = 0;
 
-	for (n = 0; n < vq->size; n++) {
-		int ret = vq_pop(vq, &r->chain);
-		uint32_t written;
+	vq_disable_notify(vq);
+	for (;;) {
+		while (n < vq->size) {
+			int ret = vq_pop(vq, &r->chain);
+			uint32_t written;
 
-		if (ret == -EAGAIN)
+			if (ret == -EAGAIN)
+				break;
+			if (ret < 0) {
+				virtio_fail(d, vq_fault_str(vq->fault));
+				return;
+			}
+			/* §5.4.6.1: only device-writable buffers carry entropy; readable ones are ignored. */
+			written = rng_fill(r, &r->chain);
+			if (vq_push(vq, r->chain.head, written) < 0) {
+				virtio_fail(d, "used ring push failed");
+				return;
+			}
+			r->bytes += written;
+			r->requests++;
+			n++;
+		}
+		if (n == vq->size) {
+			/* Budget spent with buffers maybe left: come back after other devices had their turn. */
+			virtio_kick(d, q);
 			break;
-		if (ret < 0) {
-			virtio_fail(d, vq_fault_str(vq->fault));
-			return;
 		}
-		/* §5.4.6.1: only device-writable buffers carry entropy; readable ones are ignored. */
-		written = rng_fill(r, &r->chain);
-		if (vq_push(vq, r->chain.head, written) < 0) {
-			virtio_fail(d, "used ring push failed");
-			return;
-		}
-		r->bytes += written;
-		r->requests++;
+		if (!vq_enable_notify(vq))
+			break;
 	}
 	if (n)
 		virtio_used(d, q);
-	/* A full pass may have left more: come back after other devices had their turn. */
-	if (n == vq->size)
-		virtio_kick(d, q);
 }
 
 static void rng_destroy(struct virtio_dev *d)
