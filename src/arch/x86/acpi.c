@@ -142,7 +142,7 @@ static void dsdt_pci(struct aml *a, const struct acpi_config *cfg)
 	aml_integer(a, 0);
 	aml_name(a, "_CRS");
 	crs = aml_restemplate_begin(a);
-	aml_res_memory32_fixed(a, (uint32_t)cfg->pci_ecam_base, (uint32_t)ecam_size(cfg), false);
+	aml_res_memory32_fixed(a, (uint32_t)cfg->pci_ecam_base, (uint32_t)ecam_size(cfg), true);
 	aml_restemplate_end(a, crs);
 	aml_end(a, dev);
 }
