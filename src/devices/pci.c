@@ -64,7 +64,7 @@ void pci_dev_init(struct pci_dev *d, const char *name, uint16_t vendor, uint16_t
 	 * INTx disable (I/O decode stays 0: kiln has no I/O BARs), cache line
 	 * size, latency timer, interrupt line. Interrupt pin is 0: no INTx.
 	 */
-	wr16(d->wmask + PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | 0x100 | PCI_COMMAND_INTX_DISABLE);
+	wr16(d->wmask + PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE);
 	d->wmask[0x0c] = 0xff;
 	d->wmask[0x0d] = 0xff;
 	d->wmask[PCI_INTERRUPT_LINE] = 0xff;

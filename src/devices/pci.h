@@ -32,6 +32,7 @@ struct vm;
 #define PCI_COMMAND_IO     0x1
 #define PCI_COMMAND_MEMORY 0x2
 #define PCI_COMMAND_MASTER 0x4
+#define PCI_COMMAND_SERR   0x100
 #define PCI_COMMAND_INTX_DISABLE 0x400
 #define PCI_STATUS_CAP_LIST 0x10
 
@@ -68,18 +69,19 @@ struct pci_dev {
 	/*
 	 * After the guest wrote [off, off+len) of config space (the bytes
 	 * already stored through wmask). For capabilities with side effects
-	 * (MSI-X enable/mask). May be NULL. vCPU thread.
+	 * (MSI-X enable/mask). May be NULL. vCPU thread, bus lock held (a
+	 * hook may take its device's lock: the bus lock always comes first).
 	 */
 	void (*cfg_write)(struct pci_dev *d, uint32_t off, uint32_t len);
 	/*
 	 * Before a config read of [off, off+len): refresh cfg[] (e.g. the virtio
-	 * PCI config-access window). May be NULL.
+	 * PCI config-access window). May be NULL. Bus lock held.
 	 */
 	void (*cfg_read)(struct pci_dev *d, uint32_t off, uint32_t len);
 	/*
 	 * A BAR's guest address or the memory-decode bit changed: `mapped` says
 	 * whether the BAR now decodes at bar[i].addr. Transports move their
-	 * ioeventfds here. May be NULL.
+	 * ioeventfds here. May be NULL. Bus lock held.
 	 */
 	void (*bar_remap)(struct pci_dev *d, int i, bool mapped);
 	void *opaque;
