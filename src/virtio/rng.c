@@ -106,7 +106,8 @@ static void rng_print_stats(struct virtio_dev *d, int fd)
 {
 	struct rng *r = d->priv;
 
-	dprintf(fd, "%s: served %llu random bytes in %llu requests, getrandom errors %llu\n", d->name,
+	/* served=N (random bytes) is what tests/linux/run.sh looks for. */
+	dprintf(fd, "%s: served=%llu bytes requests=%llu getrandom_errors=%llu\n", d->name,
 		(unsigned long long)r->bytes, (unsigned long long)r->requests, (unsigned long long)r->errors);
 }
 
