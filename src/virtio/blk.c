@@ -916,11 +916,8 @@ void blk_poll(struct virtio_dev *d)
 {
 	struct blk_dev *b = to_blk(d);
 
-	if (!b->uring)
-		return;
-	pthread_mutex_lock(&d->lock);
-	uring_reap(b);
-	pthread_mutex_unlock(&d->lock);
+	if (b->uring)
+		uring_ready(b, EPOLLIN);
 }
 
 void blk_get_stats(struct virtio_dev *d, struct blk_stats *s)
