@@ -808,6 +808,8 @@ int blk_create(struct vm *vm, const struct disk_config *cfg, unsigned index, str
 	int ret;
 
 	snprintf(name, sizeof(name), "virtio-blk%u", index);
+	if (!cfg->path)
+		return -EINVAL;
 	b = calloc(1, sizeof(*b));
 	d = calloc(1, sizeof(*d));
 	if (!b || !d) {
