@@ -5,6 +5,11 @@
 #   (none)            an interactive shell on the console; leaving it powers off
 #   kiln.test=1       print "kiln-guest: cpus=N" and power off (exit code 0)
 #   kiln.test=panic   crash the kernel through sysrq (pvpanic -> kiln exit 6)
+#   kiln.test=disk    the virtio checks of tests/linux/run.sh: on the ext4 disk
+#                     /dev/vda (the root fs, or mounted on /mnt) print the
+#                     sha256 of /known.bin, write /guest-wrote.txt with a fresh
+#                     token, read 64 bytes of /dev/hwrng, name the console;
+#                     then unmount (or remount read-only) and power off
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 umask 022
 
@@ -33,6 +38,7 @@ for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	kiln.test=1) mode="test" ;;
 	kiln.test=panic) mode=panic ;;
+	kiln.test=disk) mode=disk ;;
 	esac
 done
 
@@ -45,6 +51,27 @@ echo "kiln-guest: kernel=$kver present-cpus=$present uptime=$(cut -d' ' -f1 /pro
 case "$mode" in
 test)
 	echo "kiln-guest: test mode, powering off"
+	poweroff -f
+	;;
+disk)
+	echo "kiln-guest: console=$(cat /sys/class/tty/console/active 2>/dev/null)"
+	d=/
+	# Drivers loaded as modules above probe asynchronously: wait (bounded) for the disk.
+	i=0
+	while [ ! -b /dev/vda ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	if ! grep -q '^/dev/root / \|^/dev/vda / ' /proc/mounts; then
+		mkdir -p /mnt
+		d=/mnt
+		mount -t ext4 /dev/vda /mnt || echo "kiln-guest: mount /dev/vda failed"
+	fi
+	echo "kiln-guest: known-sha256=$(sha256sum "$d/known.bin" | cut -d' ' -f1)"
+	tok=$(cat /proc/sys/kernel/random/uuid)
+	echo "guest wrote $tok" >"$d/guest-wrote.txt" && echo "kiln-guest: wrote=$tok"
+	echo "kiln-guest: hwrng=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)" \
+		"hwrng-bytes=$(head -c 64 /dev/hwrng 2>/dev/null | wc -c)"
+	sync
+	if [ "$d" = /mnt ]; then umount /mnt; else mount -o remount,ro /; fi
+	echo "kiln-guest: disk test done, powering off"
 	poweroff -f
 	;;
 panic)
