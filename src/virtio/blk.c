@@ -62,7 +62,7 @@ struct blk_call {
 };
 
 struct blk_dev {
-	struct virtio_dev *vdev;
+	struct virtio_dev vdev;   /* first: destroy frees the whole struct through d (virtio.h) */
 	char path[256];           /* for messages */
 	int fd;
 	bool readonly;
@@ -146,12 +146,12 @@ static void log_io_error(struct blk_dev *b, const struct blk_io *io, const char 
 {
 	b->stats.io_errors++;
 	if (b->io_error_logged) {
-		log_debug("%s: %s failed: %s", b->vdev->name, blk_op_str(io->plan.op), what);
+		log_debug("%s: %s failed: %s", b->vdev.name, blk_op_str(io->plan.op), what);
 		return;
 	}
 	b->io_error_logged = true;
 	log_warn("%s: %s on %s failed: %s (the guest sees an I/O error; later ones are only counted)",
-		 b->vdev->name, blk_op_str(io->plan.op), b->path, what);
+		 b->vdev.name, blk_op_str(io->plan.op), b->path, what);
 }
 
 /*
@@ -282,8 +282,8 @@ static void complete(struct blk_dev *b, unsigned q, const struct blk_plan *p, ui
 {
 	count(b, p, status);
 	*p->status_ptr = status;
-	if (vq_push(&b->vdev->vq[q], p->head, blk_used_len(p, status)) < 0)
-		log_debug("%s: queue %u: used element for head %u dropped", b->vdev->name, q, p->head);
+	if (vq_push(&b->vdev.vq[q], p->head, blk_used_len(p, status)) < 0)
+		log_debug("%s: queue %u: used element for head %u dropped", b->vdev.name, q, p->head);
 }
 
 /* --- io_uring backend -------------------------------------------------------------------- */
@@ -359,7 +359,7 @@ static void uring_submit(struct blk_dev *b)
 			break;
 	}
 	if (!b->submit_warned)
-		log_warn("%s: io_uring submit: %s (retried at the next completion or kick)", b->vdev->name,
+		log_warn("%s: io_uring submit: %s (retried at the next completion or kick)", b->vdev.name,
 			 strerror(-r));
 	b->submit_warned = true;
 }
@@ -367,7 +367,7 @@ static void uring_submit(struct blk_dev *b)
 /* Finish io: report it unless orphaned (or the device stopped), free the slot. */
 static void uring_finish(struct blk_dev *b, struct blk_io *io, uint8_t status, bool *pushed)
 {
-	if (!io->orphan && virtio_queue_live(b->vdev, io->q)) {
+	if (!io->orphan && virtio_queue_live(&b->vdev, io->q)) {
 		complete(b, io->q, &io->plan, status);
 		*pushed = true;
 	}
@@ -382,7 +382,7 @@ static void uring_cqe(struct blk_dev *b, uint64_t idx, int res, bool *pushed)
 
 	/* user_data is ours, but a stray value must not index out of the table. */
 	if (idx >= BLK_QUEUE_SIZE || !b->slots[idx].busy) {
-		log_warn("%s: io_uring completion for unknown request %llu ignored", b->vdev->name,
+		log_warn("%s: io_uring completion for unknown request %llu ignored", b->vdev.name,
 			 (unsigned long long)idx);
 		return;
 	}
@@ -421,16 +421,16 @@ static void uring_reap(struct blk_dev *b)
 		uint64_t one = 1;
 		/* More may be ready: come back after the loop has served other fds. */
 		if (write(b->efd, &one, sizeof(one)) < 0)
-			log_debug("%s: eventfd: %s", b->vdev->name, strerror(errno));
+			log_debug("%s: eventfd: %s", b->vdev.name, strerror(errno));
 	}
 	uring_submit(b);
 	if (pushed)
-		for (unsigned q = 0; q < b->vdev->nqueues; q++)
-			virtio_used(b->vdev, q);
+		for (unsigned q = 0; q < b->vdev.nqueues; q++)
+			virtio_used(&b->vdev, q);
 	if (b->stalled && b->nfree) {
 		b->stalled = false;
-		for (unsigned q = 0; q < b->vdev->nqueues; q++)
-			if (virtio_queue_live(b->vdev, q))
+		for (unsigned q = 0; q < b->vdev.nqueues; q++)
+			if (virtio_queue_live(&b->vdev, q))
 				blk_process(b, q);
 	}
 }
@@ -443,9 +443,9 @@ static void uring_ready(void *opaque, uint32_t events)
 
 	if (read(b->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		return;
-	pthread_mutex_lock(&b->vdev->lock);
+	pthread_mutex_lock(&b->vdev.lock);
 	uring_reap(b);
-	pthread_mutex_unlock(&b->vdev->lock);
+	pthread_mutex_unlock(&b->vdev.lock);
 }
 
 static uint64_t now_ms(void)
@@ -490,14 +490,14 @@ static void uring_drain(struct blk_dev *b, unsigned timeout_ms)
 	}
 	if (b->nfree < BLK_QUEUE_SIZE)
 		log_warn("%s: %u requests still in flight after %u ms; going on without them",
-			 b->vdev->name, BLK_QUEUE_SIZE - b->nfree, timeout_ms);
+			 b->vdev.name, BLK_QUEUE_SIZE - b->nfree, timeout_ms);
 }
 
 /* --- Queue processing -------------------------------------------------------------------- */
 
 static void limits_now(const struct blk_dev *b, struct blk_limits *lim)
 {
-	uint64_t f = b->vdev->guest_features;
+	uint64_t f = b->vdev.guest_features;
 
 	*lim = (struct blk_limits){
 		.capacity = b->capacity,
@@ -524,7 +524,7 @@ static bool handle_chain(struct blk_dev *b, unsigned q, struct blk_io *io, const
 	if (blk_plan(&b->chain, lim, p) < 0) {
 		if (b->uring)
 			slot_put(b, io);
-		virtio_fail(b->vdev, "request without a writable status byte");
+		virtio_fail(&b->vdev, "request without a writable status byte");
 		return false;
 	}
 	io_start(io, q);
@@ -533,7 +533,7 @@ static bool handle_chain(struct blk_dev *b, unsigned q, struct blk_io *io, const
 		status = p->status;
 		if (status == VIRTIO_BLK_S_IOERR) {
 			b->stats.bad_requests++;
-			log_debug("%s: request refused: %s", b->vdev->name, p->why ? p->why : "?");
+			log_debug("%s: request refused: %s", b->vdev.name, p->why ? p->why : "?");
 		}
 		break;
 	case BLK_OP_GET_ID:
@@ -560,7 +560,7 @@ static bool handle_chain(struct blk_dev *b, unsigned q, struct blk_io *io, const
 /* Take up to one queue's worth of chains from q; d->lock held, on the I/O thread. */
 static void blk_process(struct blk_dev *b, unsigned q)
 {
-	struct virtio_dev *d = b->vdev;
+	struct virtio_dev *d = &b->vdev;
 	struct vq *vq = &d->vq[q];
 	struct blk_limits lim;
 	unsigned budget = vq->size;
@@ -624,8 +624,8 @@ static void blk_reset(struct virtio_dev *d)
 {
 	struct blk_dev *b = to_blk(d);
 
-	/* virtio_dev_init resets before priv is complete; nothing can be in flight then. */
-	if (!b || !b->uring || !b->slots)
+	/* virtio_dev_init resets too; nothing can be in flight then. */
+	if (!b->uring || !b->slots)
 		return;
 	b->stalled = false;
 	/* The driver will reuse its buffers: no request may still write into them (§2.1.2 reset). */
@@ -647,12 +647,11 @@ static void blk_free(struct blk_dev *b)
 	free(b);
 }
 
+/* The last use of d (virtio_dev_destroy calls it last): d lives inside b and goes with it. */
 static void blk_destroy(struct virtio_dev *d)
 {
 	struct blk_dev *b = to_blk(d);
 
-	if (!b)
-		return;
 	if (b->uring) {
 		/* Writes the guest was told nothing about yet still reach the image before kiln exits. */
 		if (b->nfree < BLK_QUEUE_SIZE)
@@ -660,7 +659,6 @@ static void blk_destroy(struct virtio_dev *d)
 		ioloop_del(&d->vm->io, b->efd);
 	}
 	blk_free(b);
-	d->priv = NULL;
 }
 
 static void blk_print_stats(struct virtio_dev *d, int fd)
@@ -800,7 +798,7 @@ static int open_image(struct blk_dev *b, const struct disk_config *cfg, const ch
 
 int blk_create(struct vm *vm, const struct disk_config *cfg, unsigned index, struct virtio_dev **out)
 {
-	struct virtio_dev *d = NULL;
+	struct virtio_dev *d;
 	struct blk_dev *b;
 	const char *why = NULL;
 	uint64_t features;
@@ -811,14 +809,10 @@ int blk_create(struct vm *vm, const struct disk_config *cfg, unsigned index, str
 	if (!cfg->path)
 		return -EINVAL;
 	b = calloc(1, sizeof(*b));
-	d = calloc(1, sizeof(*d));
-	if (!b || !d) {
-		free(b);
-		free(d);
+	if (!b)
 		return -ENOMEM;
-	}
+	d = &b->vdev;
 	b->fd = b->efd = -1;
-	b->vdev = d;
 	b->readonly = cfg->readonly;
 	snprintf(b->path, sizeof(b->path), "%s", cfg->path);
 	ret = open_image(b, cfg, name);
@@ -853,8 +847,7 @@ int blk_create(struct vm *vm, const struct disk_config *cfg, unsigned index, str
 		ret = ioloop_add(&vm->io, b->efd, EPOLLIN, uring_ready, b);
 		if (ret < 0) {
 			log_err("%s: cannot watch the io_uring eventfd: %s", name, strerror(-ret));
-			virtio_dev_destroy(d);  /* frees b through blk_destroy */
-			free(d);
+			virtio_dev_destroy(d);  /* frees b (and d) through blk_destroy */
 			return ret;
 		}
 	}
@@ -865,7 +858,6 @@ int blk_create(struct vm *vm, const struct disk_config *cfg, unsigned index, str
 	return 0;
 fail:
 	blk_free(b);
-	free(d);
 	return ret;
 }
 
@@ -880,8 +872,7 @@ int blk_init_disks(struct vm *vm)
 		ret = virtio_add(vm, d);
 		if (ret < 0) {
 			log_err("%s: cannot attach to the virtio transport: %s", d->name, strerror(-ret));
-			virtio_dev_destroy(d);
-			free(d);
+			virtio_dev_destroy(d);  /* on error the caller still owns d (virtio.h) */
 			return ret;
 		}
 	}

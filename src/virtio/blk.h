@@ -22,9 +22,9 @@ struct blk_stats {
 
 /*
  * Open cfg->path and build disk number `index` ("virtio-blkN") as an
- * initialised virtio device (not yet given to a transport). *out is
- * heap-allocated; after virtio_add() the VM owns it, before that the caller
- * undoes it with virtio_dev_destroy() + free(). 0 or -errno (logged).
+ * initialised virtio device (not yet given to a transport). *out lives in
+ * the device's heap state: after virtio_add() the VM owns it, before that
+ * virtio_dev_destroy() frees it all. 0 or -errno (logged).
  */
 int __must_check blk_create(struct vm *vm, const struct disk_config *cfg, unsigned index, struct virtio_dev **out);
 
