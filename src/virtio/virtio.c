@@ -28,7 +28,11 @@ static void kick_ready(void *opaque, uint32_t events)
 static void reset_locked(struct virtio_dev *d)
 {
 	for (unsigned q = 0; q < d->nqueues; q++) {
+		/* Counters are the device's lifetime totals (--stats), not per reset cycle. */
+		struct vq_stats keep = d->vq[q].stats;
+
 		vq_reset(&d->vq[q]);
+		d->vq[q].stats = keep;
 		d->qcfg[q] = (struct virtio_queue_cfg){ .size = d->queue_max, .msix_vector = VIRTIO_MSI_NO_VECTOR };
 	}
 	d->guest_features = 0;
