@@ -98,9 +98,10 @@ void virtio_dev_destroy(struct virtio_dev *d)
 			d->kick_fd[q] = -1;
 		}
 	}
+	pthread_mutex_destroy(&d->lock);
+	/* Last: the device may free the memory d lives in (d embedded in its state). */
 	if (d->ops && d->ops->destroy)
 		d->ops->destroy(d);
-	pthread_mutex_destroy(&d->lock);
 }
 
 uint32_t virtio_read_host_features(struct virtio_dev *d)

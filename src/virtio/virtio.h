@@ -60,7 +60,7 @@ struct virtio_dev_ops {
 	void (*queue_notify)(struct virtio_dev *d, unsigned q);
 	/* The driver reset the device: forget in-flight work. May be NULL. */
 	void (*reset)(struct virtio_dev *d);
-	/* VM teardown: free priv (d->lock not held; the I/O thread has stopped). */
+	/* VM teardown: free priv (d->lock not held; the I/O thread has stopped). The last use of d: may free it. */
 	void (*destroy)(struct virtio_dev *d);
 	/* --stats: one line of device counters. May be NULL. */
 	void (*print_stats)(struct virtio_dev *d, int fd);
@@ -158,7 +158,8 @@ void virtio_print_stats(struct virtio_dev *d, int fd);
 
 /*
  * Transports. Both take an initialised d and make it visible to the guest;
- * the VM owns it afterwards (destroyed at teardown).
+ * the VM owns it afterwards (destroyed at teardown). On failure d has been
+ * destroyed (or is owned by the VM): the caller never cleans it up.
  */
 int __must_check virtio_pci_add(struct vm *vm, struct virtio_dev *d);
 int __must_check virtio_mmio_add(struct vm *vm, struct virtio_dev *d);
