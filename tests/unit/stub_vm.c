@@ -88,3 +88,14 @@ int vm_add_device(struct vm *vm, const struct vm_device *dev)
 	vm->devices[vm->ndevices++] = *dev;
 	return 0;
 }
+
+unsigned stub_vm_irq_pulses(struct vm *vm, unsigned gsi)
+{
+	struct stub_vm_log *l = stub_vm_log(vm);
+	unsigned n = 0, logged = MIN(l->nirq, (unsigned)STUB_MAX_IRQ_EVENTS);
+
+	for (unsigned i = 0; i + 1 < logged; i++)
+		if (l->irq[i].gsi == gsi && l->irq[i].level && l->irq[i + 1].gsi == gsi && !l->irq[i + 1].level)
+			n++;
+	return n;
+}
