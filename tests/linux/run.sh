@@ -114,7 +114,7 @@ make_disk() { # IMG
 	(cd "$tree" && cpio -idm --quiet <"$DG/initramfs.cpio") || return 1
 	head -c 1048576 /dev/urandom >"$tree/known.bin"
 	sha256sum "$tree/known.bin" | cut -d' ' -f1 >"$img.sha256"
-	PATH=$PATH:/sbin:/usr/sbin mkfs.ext4 -q -F -L kiln-root -d "$tree" "$img" 64M || return 1
+	PATH=$PATH:/sbin:/usr/sbin mkfs.ext4 -q -F -L kiln-root -d "$tree" "$img" 64M >/dev/null || return 1
 	rm -rf "$tree"
 }
 
