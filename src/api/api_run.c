@@ -354,8 +354,11 @@ int api_run(const struct vm_config *cfg, api_check_inputs_fn check)
 	}
 
 	if (cfg->config_file) {
+		log_clear_last_error();
 		if (api_vmm_start(&r->ctl, &err)) {
-			log_err("--config-file %s: %s", cfg->config_file, err.msg);
+			/* Say it once: a boot failure was logged where it happened. */
+			if (!*log_last_error())
+				log_err("--config-file %s: %s", cfg->config_file, err.msg);
 			code = err.status >= 500 ? KILN_EXIT_SETUP : KILN_EXIT_USAGE;
 			goto out;
 		}

@@ -255,9 +255,9 @@ static int put_logger(struct api_vmm *v, struct api_request *req, struct api_err
 	log_set_sink(fd, v->id, lg->show_level, lg->show_log_origin, lg->module);
 	log_set_level(log_level_of(lg->level));
 	store(&v->logger, req);
+	lg = &v->logger.u.logger;   /* store() moved it */
 	log_info("api: logger configured (level %s%s%s)", api_enum_str(API_ENUM_LOG_LEVEL, lg->level),
-		 v->logger.u.logger.log_path ? ", file " : "",
-		 v->logger.u.logger.log_path ? v->logger.u.logger.log_path : "");
+		 lg->log_path ? ", file " : "", lg->log_path ? lg->log_path : "");
 	return 0;
 }
 
@@ -548,6 +548,20 @@ static int dispatch(struct api_vmm *v, const char *method, const char *path, con
 	return ret;
 }
 
+/* One line per request that changed something or failed (GETs that worked are too many to log). */
+static void log_request(const char *method, const char *path, const struct api_route *route,
+			int status, const char *fault)
+{
+	char m[API_MAX_METHOD + 4], p[API_MAX_PATH + 4];
+
+	api_echo(m, sizeof(m), method, strlen(method), API_MAX_METHOD);
+	api_echo(p, sizeof(p), path, strlen(path), API_MAX_PATH);
+	if (fault)
+		log_info("api: %s %s -> %d: %s", m, p, status, fault);
+	else if (route && route->method != API_GET)
+		log_info("api: %s %s -> %d", m, p, status);
+}
+
 void api_vmm_handle(void *opaque, const char *method, const char *path, const char *body,
 		    size_t blen, uint64_t t0_ns, struct api_reply *reply)
 {
@@ -570,10 +584,7 @@ void api_vmm_handle(void *opaque, const char *method, const char *path, const ch
 	api_stats_record(v, routed ? (int)route.ep : -1, routed ? (int)route.method : -1,
 			 reply->status, (api_now_ns() - t0_ns) / 1000);
 	pthread_mutex_unlock(&v->lock);
-	if (ret)
-		log_info("api: %.16s %.256s -> %d: %s", method, path, reply->status, err.msg);
-	else if (routed && route.method != API_GET)
-		log_info("api: %s %s -> %d", api_method_str(route.method), path, reply->status);
+	log_request(method, path, routed ? &route : NULL, reply->status, ret ? err.msg : NULL);
 }
 
 int api_vmm_request(struct api_vmm *v, const char *method, const char *path, const char *body,
@@ -587,6 +598,8 @@ int api_vmm_request(struct api_vmm *v, const char *method, const char *path, con
 	pthread_mutex_lock(&v->lock);
 	ret = dispatch(v, method, path, body, blen, &route, &routed, &o, err);
 	pthread_mutex_unlock(&v->lock);
+	log_request(method, path, routed ? &route : NULL,
+		    ret ? (err->status ? err->status : 500) : (o ? 200 : 204), ret ? err->msg : NULL);
 	if (out)
 		*out = o;
 	else

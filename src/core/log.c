@@ -99,6 +99,9 @@ static void vlog(enum log_level lvl, const char *file, int line, const char *fmt
 		fprintf(stderr, "kiln: %s\n", buf);
 		return;
 	}
+	/* Errors stay visible on stderr too: a fatal one must not hide in a file nobody reads. */
+	if (lvl == LOG_ERROR)
+		fprintf(stderr, "kiln: %s\n", buf);
 	if (sink.module[0] && (!file || strncmp(file, sink.module, strlen(sink.module)))) {
 		pthread_mutex_unlock(&sink.lock);
 		return;

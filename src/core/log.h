@@ -26,7 +26,8 @@ void log_at(enum log_level lvl, const char *file, int line, const char *fmt, ...
  * stderr), as "TIMESTAMP [ID:THREAD(:LEVEL)(:FILE:LINE)] message" (the format
  * of Firecracker's logger). module, if not NULL, keeps only lines from source
  * files under src/MODULE, "::" standing for "/" ("core", "api", "core::vcpu").
- * kiln owns fd from here and closes the previous one. 0 or -ENOMEM.
+ * Errors are also printed on stderr. kiln owns fd from here and closes the
+ * previous one. 0 or -ENOMEM.
  */
 int log_set_sink(int fd, const char *instance_id, bool show_level, bool show_origin,
 		 const char *module);
