@@ -1,17 +1,21 @@
-/* The API's HTTP/1.1 server: a Unix socket kiln binds, served by libmicrohttpd's polling thread (epoll). */
+/* The API's HTTP/1.1 server: a Unix socket kiln binds, requests parsed by http-parser on one epoll thread. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <microhttpd.h>
+#include <http_parser.h>
 #include "api/api.h"
 #include "api/api_server.h"
 #include "core/log.h"
@@ -128,235 +132,578 @@ int api_socket_listen(const char *path, char *msg, size_t msglen, dev_t *dev, in
 	return fd;
 }
 
-/* Per-request state: when it began and the body so far (bounded by max_body). */
-struct req_ctx {
+
+/* ---- connections ---- */
+
+#define READ_CHUNK  16384
+#define HDR_KEEP    16       /* header name / value bytes kept (only Expect is looked at) */
+
+struct api_conn {
+	int fd;                        /* -1: free slot */
+	struct api_server *srv;
+	http_parser p;
+	uint32_t events;               /* the epoll interest set now */
+	uint64_t last_ns;              /* last progress: bytes in or out */
+	bool mid_request;              /* a request has begun and is not answered yet */
+	bool served;                   /* answered at least one request: now idle keep-alive */
+	bool close_after;              /* close once the queued answers are out */
+	bool reading_stopped;          /* no more input is parsed (refused, or closing) */
+
+	/* The request being parsed. */
 	uint64_t t0;
-	char *buf;
-	size_t len, cap;
+	char path[API_MAX_PATH + 2];   /* one byte over the limit, so api_route says "too long" */
+	size_t plen;
+	size_t hdr_bytes;
+	bool in_value;                 /* the last header callback was a value */
+	char hname[HDR_KEEP], hval[HDR_KEEP];
+	size_t hn, hv;
+	bool expect_continue;
+	char *body;
+	size_t blen, bcap;
+	int reject_status;             /* set by a callback: answer with reject_msg and close */
+	char reject_msg[API_FAULT_MAX];
+
+	/* Answers queued to write. */
+	char *out;
+	size_t out_len, out_off, out_cap;
 };
 
-static enum MHD_Result send_reply(struct MHD_Connection *c, struct api_reply *rep)
+static const char *reason(int status)
 {
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-
-	if (rep->body) {
-		resp = MHD_create_response_from_buffer(strlen(rep->body), rep->body,
-						       MHD_RESPMEM_MUST_FREE);
-		if (!resp) {
-			free(rep->body);
-			return MHD_NO;
-		}
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	} else {
-		resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-		if (!resp)
-			return MHD_NO;
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
 	}
-	rep->body = NULL;   /* MHD owns it now */
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_SERVER, "kiln API");
-	ret = MHD_queue_response(c, (unsigned)rep->status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return "Unknown";
 }
 
-/* A fault answered by the transport itself (the handler never sees the request). */
-static enum MHD_Result send_fault(struct MHD_Connection *c, int status, const char *msg)
+static void append_out(struct api_conn *c, const char *data, size_t len)
 {
-	struct api_reply rep = { .status = status, .body = api_fault_body(msg) };
+	if (c->out_off && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (c->out_len + len > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 4096;
+		char *nb;
 
-	if (!rep.body)
-		return MHD_NO;
-	return send_reply(c, &rep);
+		if (c->out_off) {   /* reclaim what was written before growing */
+			memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+			c->out_len -= c->out_off;
+			c->out_off = 0;
+		}
+		while (cap < c->out_len + len)
+			cap *= 2;
+		if (cap > c->out_cap) {
+			nb = realloc(c->out, cap);
+			if (!nb) {
+				c->close_after = true;   /* no memory for the answer: drop the client */
+				return;
+			}
+			c->out = nb;
+			c->out_cap = cap;
+		}
+	}
+	memcpy(c->out + c->out_len, data, len);
+	c->out_len += len;
 }
 
-static bool content_length_over(const char *cl, size_t max, unsigned long long *val)
+/* Queue one answer; Connection: close when the client is to be dropped after it. */
+static void queue_answer(struct api_conn *c, int status, const char *body, bool close)
 {
-	char *end;
+	char head[256];
+	size_t blen = body ? strlen(body) : 0;
+	int n;
 
-	errno = 0;
-	*val = strtoull(cl, &end, 10);
-	/* MHD has checked the syntax; an overflow is simply too large. */
-	return errno == ERANGE || *val > max;
+	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nServer: kiln API\r\n%s", status,
+		     reason(status), close ? "Connection: close\r\n" : "");
+	/* RFC 9110 §8.6: no Content-Length on a 204. */
+	if (body)
+		n += snprintf(head + n, sizeof(head) - (size_t)n,
+			      "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen);
+	else if (status != 204)
+		n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: 0\r\n");
+	n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
+	append_out(c, head, (size_t)n);
+	if (blen)
+		append_out(c, body, blen);
+	if (close)
+		c->close_after = true;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *upload_data,
-				  size_t *upload_data_size, void **con_cls)
+/* Answer with a fault the transport decided on ({"fault_message": ...}), then close. */
+static void queue_fault_close(struct api_conn *c, int status, const char *msg)
 {
-	struct api_server *s = cls;
-	struct req_ctx *r = *con_cls;
+	char *body = api_fault_body(msg);
+
+	queue_answer(c, status, body, true);
+	free(body);
+	c->reading_stopped = true;
+	c->mid_request = false;
+}
+
+static int reject(struct api_conn *c, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int reject(struct api_conn *c, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->reject_status = status;
+	va_start(ap, fmt);
+	vsnprintf(c->reject_msg, sizeof(c->reject_msg), fmt, ap);
+	va_end(ap);
+	return -1;   /* stops http_parser_execute() */
+}
+
+static struct api_conn *conn_of(http_parser *p) { return p->data; }
+
+static int on_message_begin(http_parser *p)
+{
+	struct api_conn *c = conn_of(p);
+
+	c->mid_request = true;
+	c->plen = 0;
+	c->hdr_bytes = 0;
+	c->in_value = true;      /* the first field starts a new header */
+	c->hn = c->hv = 0;
+	c->expect_continue = false;
+	c->blen = 0;
+	return 0;
+}
+
+static int count_header(struct api_conn *c, size_t len)
+{
+	c->hdr_bytes += len;
+	if (c->hdr_bytes > API_MAX_HEADER_BYTES)
+		return reject(c, 431, "Request line and headers longer than %d bytes.",
+			      API_MAX_HEADER_BYTES);
+	return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+	struct api_conn *c = conn_of(p);
+	size_t room = sizeof(c->path) - 1 - c->plen;
+
+	memcpy(c->path + c->plen, at, len < room ? len : room);
+	c->plen += len < room ? len : room;
+	return count_header(c, len);
+}
+
+/* A header ends: the only one kiln acts on is "Expect: 100-continue" (RFC 9110 §10.1.1). */
+static void header_done(struct api_conn *c)
+{
+	if (c->hn == 6 && !strncasecmp(c->hname, "expect", 6) && c->hv == 12 &&
+	    !strncasecmp(c->hval, "100-continue", 12))
+		c->expect_continue = true;
+	c->hn = c->hv = 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct api_conn *c = conn_of(p);
+
+	if (c->in_value)
+		header_done(c);
+	c->in_value = false;
+	for (size_t i = 0; i < len && c->hn < HDR_KEEP; i++)
+		c->hname[c->hn++] = at[i];
+	return count_header(c, len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct api_conn *c = conn_of(p);
+
+	c->in_value = true;
+	for (size_t i = 0; i < len && c->hv < HDR_KEEP; i++)
+		c->hval[c->hv++] = at[i];
+	return count_header(c, len);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+	struct api_conn *c = conn_of(p);
+	size_t max = c->srv->max_body;
+
+	header_done(c);
+	c->t0 = api_now_ns();
+	/* http-parser takes any digits; this server speaks HTTP/1.0 and 1.1 only. */
+	if (p->http_major != 1 || p->http_minor > 1)
+		return reject(c, 400, "Unsupported HTTP version %u.%u.", p->http_major, p->http_minor);
+	/* The parser knows of an upgrade (or CONNECT) before this callback: never serve one. */
+	if (p->upgrade)
+		return reject(c, 400, "Upgrade and CONNECT are not supported.");
+	/* micro_http's SizeLimitExceeded, before a byte of the body is read. */
+	if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX && p->content_length > max)
+		return reject(c, 400, "Request payload with size %llu is larger than the limit of "
+			      "%zu allowed by server.", (unsigned long long)p->content_length, max);
+	if (c->expect_continue) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		append_out(c, cont, sizeof(cont) - 1);
+	}
+	return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+	struct api_conn *c = conn_of(p);
+	size_t max = c->srv->max_body;
+
+	/* A chunked body has no length up front: refuse when it grows past the limit. */
+	if (len > max - c->blen)
+		return reject(c, 400, "Request payload with size %zu or more is larger than the limit "
+			      "of %zu allowed by server.", c->blen + len, max);
+	if (c->blen + len > c->bcap) {
+		size_t cap = c->bcap ? c->bcap : 1024;
+		char *nb;
+
+		while (cap < c->blen + len)
+			cap *= 2;
+		if (cap > max)
+			cap = max;
+		nb = realloc(c->body, cap);
+		if (!nb)
+			return reject(c, 500, "Out of memory for a request body of %zu bytes.",
+				      c->blen + len);
+		c->body = nb;
+		c->bcap = cap;
+	}
+	memcpy(c->body + c->blen, at, len);
+	c->blen += len;
+	return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+	struct api_conn *c = conn_of(p);
+	struct api_server *s = c->srv;
 	struct api_reply rep = { 0 };
+	bool keep = http_should_keep_alive(p);
+	char *q;
 
-	(void)version;
-	if (!r) {
-		/* First call: headers are in, no body byte read yet. */
-		const char *cl;
-		unsigned long long n;
-
-		r = calloc(1, sizeof(*r));
-		if (!r)
-			return MHD_NO;
-		r->t0 = api_now_ns();
-		*con_cls = r;
-		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && content_length_over(cl, s->max_body, &n)) {
-			char msg[API_FAULT_MAX];
-
-			/* Answering now makes MHD discard the body and close the connection. */
-			snprintf(msg, sizeof(msg), "Request payload with size %llu is larger than the "
-				 "limit of %zu allowed by server.", n, s->max_body);
-			return send_fault(c, 400, msg);
-		}
-		return MHD_YES;
-	}
-	if (*upload_data_size) {
-		size_t n = *upload_data_size;
-
-		if (n > s->max_body - r->len) {
-			/* A chunked body past the limit: no answer can be queued mid-upload, so close. */
-			log_debug("api: request body over %zu bytes, closing the connection", s->max_body);
-			return MHD_NO;
-		}
-		if (r->len + n > r->cap) {
-			size_t cap = r->cap ? r->cap : 1024;
-			char *nb;
-
-			while (cap < r->len + n)
-				cap *= 2;
-			if (cap > s->max_body)
-				cap = s->max_body;
-			nb = realloc(r->buf, cap);
-			if (!nb)
-				return MHD_NO;
-			r->buf = nb;
-			r->cap = cap;
-		}
-		memcpy(r->buf + r->len, upload_data, n);
-		r->len += n;
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
-	s->handler(s->opaque, method, url, r->len ? r->buf : NULL, r->len, r->t0, &rep);
+	c->path[c->plen] = '\0';
+	/* Paths are matched as sent; a query string means nothing to this API. */
+	q = memchr(c->path, '?', c->plen);
+	if (q)
+		*q = '\0';
+	s->handler(s->opaque, http_method_str((enum http_method)p->method), c->path,
+		   c->blen ? c->body : NULL, c->blen, c->t0, &rep);
 	if (!rep.status)
 		rep.status = 500;
-	return send_reply(c, &rep);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
-{
-	struct req_ctx *r = *con_cls;
-
-	(void)cls;
-	(void)c;
-	(void)toe;
-	if (r) {
-		free(r->buf);
-		free(r);
+	queue_answer(c, rep.status, rep.body, !keep);
+	free(rep.body);
+	c->mid_request = false;
+	c->served = true;
+	/* Give back a large body's buffer rather than keep it per connection. */
+	if (c->bcap > 4096) {
+		free(c->body);
+		c->body = NULL;
+		c->bcap = 0;
 	}
-	*con_cls = NULL;
+	c->blen = 0;
+	if (!keep) {
+		c->reading_stopped = true;
+		return -1;   /* nothing after this request is parsed */
+	}
+	return 0;
 }
 
-/* Name the server thread once it first runs a callback (MHD creates it). */
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-			  enum MHD_ConnectionNotificationCode toe)
+static const http_parser_settings parser_settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+static void conn_close(struct api_server *s, struct api_conn *c)
 {
-	(void)cls;
-	(void)c;
-	(void)socket_context;
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-		pthread_setname_np(pthread_self(), "kiln-api");
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	free(c->body);
+	free(c->out);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	s->nconns--;
 }
 
-/* Paths are matched byte for byte (api_route), so MHD must not percent-decode them. */
-static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+/* Interest: input unless reading stopped or too many answers wait; output while answers wait. */
+static void conn_update(struct api_server *s, struct api_conn *c)
 {
-	(void)cls;
-	(void)c;
-	return strlen(s);
+	size_t pending = c->out_len - c->out_off;
+	uint32_t ev = 0;
+	struct epoll_event e;
+
+	if (!c->reading_stopped && !c->close_after && pending < API_MAX_PENDING_OUT)
+		ev |= EPOLLIN;
+	if (pending)
+		ev |= EPOLLOUT;
+	if (ev == c->events)
+		return;
+	e.events = ev;
+	e.data.ptr = c;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &e) == 0)
+		c->events = ev;
 }
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* Write what is queued. false: the connection is gone (closed here). */
+static bool conn_flush(struct api_server *s, struct api_conn *c)
 {
-	char buf[256];
-	size_t n;
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 
-	(void)cls;
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	n = strlen(buf);
-	while (n && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	log_debug("api: libmicrohttpd: %s", buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			conn_close(s, c);   /* the client went away */
+			return false;
+		}
+		c->out_off += (size_t)n;
+		c->last_ns = api_now_ns();
+	}
+	if (c->out_off == c->out_len && c->close_after) {
+		conn_close(s, c);
+		return false;
+	}
+	conn_update(s, c);
+	return true;
 }
-#pragma GCC diagnostic pop
+
+static void conn_read(struct api_server *s, struct api_conn *c)
+{
+	char buf[READ_CHUNK];
+	ssize_t n;
+	size_t done;
+
+	if (c->reading_stopped || c->close_after)
+		return;
+	n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* EOF (a half-close): answers already queued still go out, then the connection closes. */
+		c->close_after = true;
+		c->reading_stopped = true;
+		return;
+	}
+	c->last_ns = api_now_ns();
+	done = http_parser_execute(&c->p, &parser_settings, buf, (size_t)n);
+	if (c->reject_status) {
+		queue_fault_close(c, c->reject_status, c->reject_msg);
+	} else if (c->p.upgrade) {
+		queue_fault_close(c, 400, "Upgrade and CONNECT are not supported.");
+	} else if (HTTP_PARSER_ERRNO(&c->p) != HPE_OK && !c->reading_stopped) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "Malformed HTTP request: %s.",
+			 http_errno_description(HTTP_PARSER_ERRNO(&c->p)));
+		queue_fault_close(c, 400, msg);
+	}
+	(void)done;
+}
+
+static void accept_all(struct api_server *s)
+{
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct api_conn *c = NULL;
+		struct epoll_event e;
+
+		if (fd < 0)
+			return;   /* EAGAIN, or a client gone before accept: nothing to do */
+		if (s->nconns < API_MAX_CONNS) {
+			/* A slot is allocated when first needed and kept: nothing to touch at start. */
+			for (unsigned k = 0; k < API_MAX_CONNS; k++) {
+				if (!s->conns[k]) {
+					s->conns[k] = malloc(sizeof(*s->conns[k]));
+					if (s->conns[k])
+						s->conns[k]->fd = -1;
+				}
+				if (s->conns[k] && s->conns[k]->fd < 0) {
+					c = s->conns[k];
+					break;
+				}
+			}
+		}
+		if (!c) {
+			s->refused++;
+			close(fd);   /* over the limit: closed, never left hanging */
+			continue;
+		}
+		memset(c, 0, sizeof(*c));
+		c->fd = fd;
+		c->srv = s;
+		c->last_ns = api_now_ns();
+		http_parser_init(&c->p, HTTP_REQUEST);
+		c->p.data = c;
+		e.events = EPOLLIN;
+		e.data.ptr = c;
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+			close(fd);
+			c->fd = -1;
+			continue;
+		}
+		c->events = EPOLLIN;
+		s->nconns++;
+		s->accepted++;
+	}
+}
+
+/* Close connections that made no progress for their timeout. */
+static void expire(struct api_server *s, uint64_t now)
+{
+	for (unsigned k = 0; k < API_MAX_CONNS && s->nconns; k++) {
+		struct api_conn *c = s->conns[k];
+		bool busy;
+		uint64_t limit;
+
+		if (!c || c->fd < 0)
+			continue;
+		busy = c->mid_request || !c->served || c->out_off < c->out_len;
+		limit = (uint64_t)(busy ? API_CONN_TIMEOUT_S : API_IDLE_TIMEOUT_S) * 1000000000ull;
+		if (now - c->last_ns > limit)
+			conn_close(s, c);
+	}
+}
+
+static void *server_main(void *arg)
+{
+	struct api_server *s = arg;
+	struct epoll_event ev[64];
+	uint64_t last_scan = api_now_ns();
+
+	pthread_setname_np(pthread_self(), "kiln-api");
+	for (;;) {
+		int n = epoll_wait(s->epfd, ev, 64, 1000);
+		uint64_t now;
+
+		if (n < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < n; i++) {
+			struct api_conn *c = ev[i].data.ptr;
+
+			if (c == NULL) {            /* the stop eventfd */
+				goto out;
+			} else if (c == (void *)s) {  /* the listening socket */
+				accept_all(s);
+				continue;
+			}
+			if (c->fd < 0)
+				continue;               /* closed earlier in this batch */
+			if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				conn_read(s, c);
+			if (c->fd >= 0)
+				conn_flush(s, c);
+		}
+		now = api_now_ns();
+		if (now - last_scan >= 1000000000ull) {
+			expire(s, now);
+			last_scan = now;
+		}
+	}
+out:
+	for (unsigned k = 0; k < API_MAX_CONNS; k++)
+		if (s->conns[k] && s->conns[k]->fd >= 0)
+			conn_close(s, s->conns[k]);
+	return NULL;
+}
 
 int api_server_start(struct api_server *s, const char *path, size_t max_body,
 		     api_handler_fn handler, void *opaque, char *msg, size_t msglen)
 {
-	int fd;
+	struct epoll_event e;
+	int ret;
 
 	memset(s, 0, sizeof(*s));
-	s->listen_fd = -1;
+	s->listen_fd = s->epfd = s->stop_efd = -1;
 	s->handler = handler;
 	s->opaque = opaque;
 	s->max_body = max_body;
 	s->path = strdup(path ? path : "");
-	if (!s->path) {
+	s->conns = calloc(API_MAX_CONNS, sizeof(*s->conns));
+	if (!s->path || !s->conns) {
 		snprintf(msg, msglen, "out of memory");
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto err;
 	}
-	fd = api_socket_listen(path, msg, msglen, &s->dev, &s->ino);
-	if (fd < 0) {
-		free(s->path);
-		s->path = NULL;
-		return fd;
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	s->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->epfd < 0 || s->stop_efd < 0) {
+		ret = -errno;
+		snprintf(msg, msglen, "API server: %s", strerror(-ret));
+		goto err;
 	}
-	s->listen_fd = fd;
-	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
-				  0, NULL, NULL, on_request, s,
-				  MHD_OPTION_LISTEN_SOCKET, fd,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_MAX_CONNS,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
-				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONN_MEMORY,
-				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-				  MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s,
-				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-				  MHD_OPTION_END);
-	if (!s->mhd) {
-		snprintf(msg, msglen, "--api-sock %s: cannot start the HTTP server (libmicrohttpd)", path);
-		/*
-		 * Whether MHD closed the socket it was handed on this path is not
-		 * documented; leave the fd (kiln exits on this error) rather than
-		 * risk closing a descriptor another thread has reused.
-		 */
-		s->listen_fd = -1;
-		api_server_stop(s);
-		return -EIO;
+	ret = api_socket_listen(path, msg, msglen, &s->dev, &s->ino);
+	if (ret < 0)
+		goto err_nosock;
+	s->listen_fd = ret;
+	ret = fcntl(s->listen_fd, F_SETFL, O_NONBLOCK);
+	e.events = EPOLLIN;
+	e.data.ptr = s;
+	if (ret == 0)
+		ret = epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->listen_fd, &e);
+	e.data.ptr = NULL;
+	if (ret == 0)
+		ret = epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->stop_efd, &e);
+	if (ret < 0) {
+		ret = -errno;
+		snprintf(msg, msglen, "API server: epoll: %s", strerror(-ret));
+		goto err;
 	}
+	ret = -pthread_create(&s->thread, NULL, server_main, s);
+	if (ret) {
+		snprintf(msg, msglen, "API server thread: %s", strerror(-ret));
+		goto err;
+	}
+	s->running = true;
 	return 0;
+err_nosock:
+	free(s->path);
+	s->path = NULL;
+err:
+	api_server_stop(s);
+	return ret;
 }
 
 void api_server_stop(struct api_server *s)
 {
 	struct stat st;
+	uint64_t one = 1;
 
-	if (s->mhd) {
-		/* Joins the server thread; MHD closes the listening socket it was given. */
-		MHD_stop_daemon(s->mhd);
-		s->mhd = NULL;
-		s->listen_fd = -1;
+	if (s->running) {
+		/* A handler running now (InstanceStart, a pause) finishes first. */
+		if (write(s->stop_efd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+			pthread_cancel(s->thread);
+		pthread_join(s->thread, NULL);
+		s->running = false;
 	}
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
-	s->listen_fd = -1;
+	if (s->epfd >= 0)
+		close(s->epfd);
+	if (s->stop_efd >= 0)
+		close(s->stop_efd);
+	s->listen_fd = s->epfd = s->stop_efd = -1;
 	/* Remove the socket only if it is still ours (not replaced by another kiln meanwhile). */
-	if (s->path && lstat(s->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == s->dev &&
-	    st.st_ino == s->ino)
+	if (s->path && s->ino && lstat(s->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	    st.st_dev == s->dev && st.st_ino == s->ino)
 		unlink(s->path);
 	free(s->path);
 	s->path = NULL;
+	for (unsigned k = 0; s->conns && k < API_MAX_CONNS; k++)
+		free(s->conns[k]);
+	free(s->conns);
+	s->conns = NULL;
 }

@@ -1,22 +1,28 @@
-/* The API's HTTP/1.1 server on a Unix socket (libmicrohttpd): one polling thread, bounded requests, JSON replies. */
+/* The API's HTTP/1.1 server on a Unix socket: http-parser for the protocol, one epoll thread, bounded everything. */
 #ifndef KILN_API_SERVER_H
 #define KILN_API_SERVER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 /*
- * Bounds of the transport (the request model in api.h bounds what is inside):
- * connections beyond API_MAX_CONNS are accepted and closed at once; one idle
- * for API_CONN_TIMEOUT_S seconds (a half-sent request, a silent keep-alive)
- * is closed; headers must fit API_CONN_MEMORY bytes (else MHD answers 431).
+ * Bounds of the transport (the request model in api.h bounds what is inside).
+ * A connection beyond API_MAX_CONNS is accepted and closed at once. One that
+ * stalls inside a request (half a request line, headers or body, or an answer
+ * it does not read) for API_CONN_TIMEOUT_S is closed; an idle keep-alive
+ * connection after API_IDLE_TIMEOUT_S. Request line plus headers are bounded
+ * by API_MAX_HEADER_BYTES; answers queued to a client that does not read are
+ * bounded by API_MAX_PENDING_OUT (reading pauses until they drain).
  */
-#define API_MAX_CONNS       256
-#define API_CONN_TIMEOUT_S  10
-#define API_CONN_MEMORY     (32 * 1024)
-#define API_LISTEN_BACKLOG  256
+#define API_MAX_CONNS         256
+#define API_CONN_TIMEOUT_S    10
+#define API_IDLE_TIMEOUT_S    60
+#define API_MAX_HEADER_BYTES  (16 * 1024)
+#define API_MAX_PENDING_OUT   (256 * 1024)
+#define API_LISTEN_BACKLOG    256
 
 /* What a handler answers: an HTTP status and an optional JSON body (malloc'd; the server frees it). */
 struct api_reply {
@@ -26,24 +32,30 @@ struct api_reply {
 
 /*
  * Called on the server thread once a whole request is in. method and path are
- * NUL-terminated as received (no percent-decoding; a query string is cut off by
- * the HTTP library); body is NULL when blen is 0. t0_ns is CLOCK_MONOTONIC when
- * the request's headers were complete, for latency accounting.
+ * NUL-terminated bytes as received (no percent-decoding; a "?query" is cut
+ * off); body is NULL when blen is 0. t0_ns is CLOCK_MONOTONIC when the
+ * request's headers were complete, for latency accounting.
  */
 typedef void (*api_handler_fn)(void *opaque, const char *method, const char *path,
 			       const char *body, size_t blen, uint64_t t0_ns, struct api_reply *reply);
 
-struct MHD_Daemon;
+struct api_conn;
 
 struct api_server {
-	struct MHD_Daemon *mhd;
 	int listen_fd;
+	int epfd;
+	int stop_efd;
+	pthread_t thread;
+	bool running;
 	char *path;                /* the socket file, removed by api_server_stop() */
 	dev_t dev;                 /* ... only if it is still the one bound here */
 	ino_t ino;
 	api_handler_fn handler;
 	void *opaque;
-	size_t max_body;           /* bodies above this: 400 (Content-Length) or closed (chunked) */
+	size_t max_body;           /* bodies above this: 400 and the connection closed */
+	struct api_conn **conns;   /* API_MAX_CONNS slots, each allocated on first use (kept) */
+	unsigned nconns;
+	uint64_t accepted, refused; /* connections; refused: over API_MAX_CONNS */
 };
 
 /*
@@ -55,9 +67,9 @@ struct api_server {
 int api_socket_listen(const char *path, char *msg, size_t msglen, dev_t *dev, ino_t *ino);
 
 /*
- * Listen on path and serve on a new thread; handler runs there. Threads
- * inherit the caller's signal mask: block the signals kiln handles first.
- * 0 or -errno with msg.
+ * Listen on path and serve on a new thread ("kiln-api"); handler runs there.
+ * Threads inherit the caller's signal mask: block the signals kiln handles
+ * first. 0 or -errno with msg.
  */
 int api_server_start(struct api_server *s, const char *path, size_t max_body,
 		     api_handler_fn handler, void *opaque, char *msg, size_t msglen);

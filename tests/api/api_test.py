@@ -682,6 +682,13 @@ def main():
             report(False, "KVM part", "/dev/kvm not available and KILN_REQUIRE_KVM=1")
         else:
             skip("KVM part", "/dev/kvm not available (run through tests/kvmlab/run.sh)")
+    # An ASan/UBSan build reports on stderr: any report is a failure of its own.
+    try:
+        errlog = open(os.path.join(TMP, "kiln-stderr.log"), errors="replace").read()
+        report(not re.search(r"Sanitizer|runtime error:", errlog), "no sanitizer reports on kiln's stderr",
+               errlog[:300])
+    except OSError:
+        pass
     print(f"api: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     if failed:
         print(f"# logs kept in {TMP}")

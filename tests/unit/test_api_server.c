@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +134,8 @@ static int exchange(int fd, const char *req, char *buf, size_t cap)
 {
 	size_t len;
 
-	assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req))
+		return 0;   /* the server closed the connection */
 	return read_response(fd, buf, cap, &len);
 }
 
@@ -189,7 +191,7 @@ static void test_body_limit(void **state)
 	assert_non_null(strstr(buf, "\"blen\":1024"));
 	close(fd);
 
-	/* A chunked body growing past the limit: closed without an answer. */
+	/* A chunked body growing past the limit: a 400 when it does, then closed. */
 	fd = connect_to(c->sock);
 	snprintf(buf, sizeof(buf), "PUT /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 		 "400\r\n");
@@ -197,9 +199,107 @@ static void test_body_limit(void **state)
 	assert_int_equal(send(fd, big, 1024, 0), 1024);
 	assert_true(send(fd, "\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n", 30, MSG_NOSIGNAL) > 0);
 	st = read_response(fd, buf, sizeof(buf), &len);
-	assert_int_equal(st, 0);
+	assert_int_equal(st, 400);
+	assert_non_null(strstr(buf, "larger than the limit of 1024"));
+	assert_non_null(strstr(buf, "Connection: close"));
 	close(fd);
 	assert_int_equal(c->seen.calls, 1);
+
+	/* Expect: 100-continue gets its interim answer, then the real one. */
+	fd = connect_to(c->sock);
+	snprintf(buf, sizeof(buf), "PUT /x HTTP/1.1\r\nHost: a\r\nEXPECT: 100-Continue\r\n"
+		 "Content-Length: 4\r\n\r\n");
+	assert_true(send(fd, buf, strlen(buf), 0) > 0);
+	assert_int_equal(recv(fd, buf, 25, MSG_WAITALL), 25);
+	assert_memory_equal(buf, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	assert_int_equal(exchange(fd, "abcd", buf, sizeof(buf)), 200);
+	assert_non_null(strstr(buf, "\"blen\":4"));
+	close(fd);
+}
+
+/* What the parser refuses gets a JSON fault too, and the connection closes. */
+static void test_malformed(void **state)
+{
+	struct ctx *c = *state;
+	char buf[20000];
+	int fd, st;
+	static const char *const bad[] = {
+		"\x01\x02garbage\r\n\r\n",
+		"GET / HTTP/9.9\r\n\r\n",
+		"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+		"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+		"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		fd = connect_to(c->sock);
+		st = exchange(fd, bad[i], buf, sizeof(buf));
+		if (st != 400 || !strstr(buf, "{\"fault_message\":\"") || !strstr(buf, "Connection: close"))
+			fail_msg("case %zu: %d %s", i, st, buf);
+		assert_int_equal(recv(fd, buf, sizeof(buf), 0), 0);   /* closed */
+		close(fd);
+	}
+	/* Headers past the bound: 431. */
+	fd = connect_to(c->sock);
+	snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nX: ");
+	memset(buf + strlen(buf), 'a', API_MAX_HEADER_BYTES + 100);
+	buf[19 + API_MAX_HEADER_BYTES + 100] = '\0';
+	st = exchange(fd, buf, buf, sizeof(buf));
+	assert_int_equal(st, 431);
+	close(fd);
+	/* HTTP/1.0 without keep-alive: answered, then closed. */
+	fd = connect_to(c->sock);
+	assert_int_equal(exchange(fd, "GET /a HTTP/1.0\r\n\r\n", buf, sizeof(buf)), 200);
+	assert_int_equal(recv(fd, buf, sizeof(buf), 0), 0);
+	close(fd);
+	/* Pipelined requests in one write: all answered, in order. */
+	fd = connect_to(c->sock);
+	{
+		static const char two[] = "GET /a HTTP/1.1\r\n\r\nPUT /b HTTP/1.1\r\nContent-Length: 2\r\n"
+					  "Connection: close\r\n\r\n{}";
+		size_t n = 0;
+		ssize_t r;
+
+		assert_int_equal(send(fd, two, sizeof(two) - 1, 0), (ssize_t)sizeof(two) - 1);
+		while ((r = recv(fd, buf + n, sizeof(buf) - 1 - n, 0)) > 0)
+			n += (size_t)r;
+		buf[n] = '\0';
+		assert_non_null(strstr(buf, "\"method\":\"GET\""));
+		assert_non_null(strstr(strstr(buf, "\"method\":\"GET\""), "\"method\":\"PUT\",\"blen\":2"));
+	}
+	close(fd);
+	assert_int_equal(c->seen.calls, 3);
+}
+
+/* More connections than API_MAX_CONNS: the extra ones are closed, the rest served. */
+static void test_connection_limit(void **state)
+{
+	struct ctx *c = *state;
+	int fds[API_MAX_CONNS + 20];
+	char buf[4096];
+	unsigned served = 0, closed = 0;
+
+	for (unsigned i = 0; i < API_MAX_CONNS + 20; i++)
+		fds[i] = connect_to(c->sock);
+	for (unsigned i = 0; i < API_MAX_CONNS + 20; i++) {
+		int st;
+
+		if (send(fds[i], "GET /a HTTP/1.1\r\n\r\n", 19, MSG_NOSIGNAL) < 0) {
+			closed++;
+			continue;
+		}
+		st = exchange(fds[i], "", buf, sizeof(buf));
+		if (st == 200)
+			served++;
+		else if (st == 0)
+			closed++;
+	}
+	for (unsigned i = 0; i < API_MAX_CONNS + 20; i++)
+		close(fds[i]);
+	if (served != API_MAX_CONNS || closed != 20)
+		fail_msg("served %u closed %u refused %llu", served, closed, (unsigned long long)c->srv.refused);
+	assert_int_equal(c->srv.refused, 20);
 }
 
 static void test_socket_rules(void **state)
@@ -316,10 +416,14 @@ static void test_ctl_parse_response(void **state)
 
 int main(void)
 {
+	/* A peer that closed must be an error return here, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_socket_mode_and_removal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_requests_keepalive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connection_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ctl_http, setup, teardown),
 		cmocka_unit_test(test_ctl_parse_response),
