@@ -179,7 +179,12 @@ static void *timer_main(void *arg)
 	pthread_mutex_lock(&v->lock);
 	while (!v->timer_quit) {
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_sec += API_METRICS_PERIOD_S;
+		deadline.tv_sec += v->metrics_period_ms / 1000;
+		deadline.tv_nsec += (long)(v->metrics_period_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
 		while (!v->timer_quit &&
 		       pthread_cond_timedwait(&v->timer_cv, &v->lock, &deadline) != ETIMEDOUT) {
 			/* woken early: re-check quit, keep the deadline */

@@ -76,6 +76,7 @@ int api_vmm_init(struct api_vmm *v, const struct vm_config *base, const char *id
 	v->machine.vcpu_count = API_DEFAULT_VCPUS;
 	v->machine.mem_size_mib = API_DEFAULT_MEM_MIB;
 	v->metrics_fd = -1;
+	v->metrics_period_ms = API_METRICS_PERIOD_S * 1000;
 	v->created_ns = api_now_ns();
 	return 0;
 }

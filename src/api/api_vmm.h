@@ -68,8 +68,9 @@ struct api_vmm {
 	char *cmdline;             /* boot_args + the root device, composed at start */
 	struct vm_config started;  /* the configuration the VM booted with */
 
-	/* Metrics: the file (PUT /metrics), the 60 s timer thread, a line counter. */
+	/* Metrics: the file (PUT /metrics), the timer thread (every API_METRICS_PERIOD_S), a line counter. */
 	int metrics_fd;
+	unsigned metrics_period_ms;   /* API_METRICS_PERIOD_S; unit tests shorten it */
 	uint64_t metrics_lines;
 	pthread_t timer;
 	bool timer_running;

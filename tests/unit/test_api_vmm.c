@@ -600,6 +600,44 @@ static void test_metrics_flush(void **state)
 	json_decref(line);
 }
 
+/* The timer writes a line every period without being asked; it stops with the api_vmm. */
+static void test_metrics_timer(void **state)
+{
+	struct ctx *c = *state;
+	char path[128], buf[65536];
+	int fd, lines = 0;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/timer.json", c->dir);
+	c->v.metrics_period_ms = 20;
+	ok(c, "PUT", "/metrics", "{\"metrics_path\":\"%s\"}", path);
+	for (int i = 0; i < 200 && lines < 3; i++) {
+		usleep(10000);
+		pthread_mutex_lock(&c->v.lock);
+		lines = (int)c->v.metrics_lines;
+		pthread_mutex_unlock(&c->v.lock);
+	}
+	assert_true(lines >= 3);
+	api_metrics_timer_stop(&c->v);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	/* Every line is whole JSON (one write each). */
+	for (char *l = buf, *e; (e = strchr(l, '\n')); l = e + 1) {
+		json_t *j;
+		*e = '\0';
+		j = json_loads(l, 0, NULL);
+		assert_non_null(j);
+		json_decref(j);
+	}
+	/* A second PUT replaces the file; the timer keeps running once (not twice). */
+	ok(c, "PUT", "/metrics", "{\"metrics_path\":\"%s\"}", path);
+	assert_true(c->v.timer_running);
+}
+
 static void test_logger(void **state)
 {
 	struct ctx *c = *state;
@@ -676,6 +714,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logger, setup, teardown),
 		cmocka_unit_test(test_parse_counters),
 	};
