@@ -5,6 +5,13 @@
 #   (none)            an interactive shell on the console; leaving it powers off
 #   kiln.test=1       print "kiln-guest: cpus=N" and power off (exit code 0)
 #   kiln.test=panic   crash the kernel through sysrq (pvpanic -> kiln exit 6)
+#   kiln.test=rng     list PCI functions, report the hw_random device and read
+#                     4 KiB from it ("kiln-guest: rng read=4096"), power off
+#   kiln.test=disk    the virtio checks of tests/linux/run.sh: on the ext4 disk
+#                     /dev/vda (the root fs, or mounted on /mnt) print the
+#                     sha256 of /known.bin, write /guest-wrote.txt with a fresh
+#                     token, read 64 bytes of /dev/hwrng, name the console;
+#                     then unmount (or remount read-only) and power off
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 umask 022
 
@@ -33,6 +40,8 @@ for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	kiln.test=1) mode="test" ;;
 	kiln.test=panic) mode=panic ;;
+	kiln.test=rng) mode=rng ;;
+	kiln.test=disk) mode=disk ;;
 	esac
 done
 
@@ -45,6 +54,39 @@ echo "kiln-guest: kernel=$kver present-cpus=$present uptime=$(cut -d' ' -f1 /pro
 case "$mode" in
 test)
 	echo "kiln-guest: test mode, powering off"
+	poweroff -f
+	;;
+rng)
+	for d in /sys/bus/pci/devices/*; do
+		[ -e "$d/vendor" ] && echo "kiln-guest: pci $(basename "$d") $(cat "$d/vendor"):$(cat "$d/device") msi_irqs=$(ls "$d/msi_irqs" 2>/dev/null | wc -l)"
+	done
+	rng=$(cat /sys/devices/virtual/misc/hw_random/rng_current 2>/dev/null)
+	echo "kiln-guest: rng=${rng:-none}"
+	# Bounded: a device that never answers must not hang the test.
+	n=$(timeout 30 dd if=/dev/hwrng bs=512 count=8 2>/dev/null | wc -c)
+	echo "kiln-guest: rng read=$n"
+	grep -i virtio /proc/interrupts
+	poweroff -f
+	;;
+disk)
+	echo "kiln-guest: console=$(cat /sys/class/tty/console/active 2>/dev/null)"
+	d=/
+	# Drivers loaded as modules above probe asynchronously: wait (bounded) for the disk.
+	i=0
+	while [ ! -b /dev/vda ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	if ! grep -q '^/dev/root / \|^/dev/vda / ' /proc/mounts; then
+		mkdir -p /mnt
+		d=/mnt
+		mount -t ext4 /dev/vda /mnt || echo "kiln-guest: mount /dev/vda failed"
+	fi
+	echo "kiln-guest: known-sha256=$(sha256sum "$d/known.bin" | cut -d' ' -f1)"
+	tok=$(cat /proc/sys/kernel/random/uuid)
+	echo "guest wrote $tok" >"$d/guest-wrote.txt" && echo "kiln-guest: wrote=$tok"
+	echo "kiln-guest: hwrng=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)" \
+		"hwrng-bytes=$(head -c 64 /dev/hwrng 2>/dev/null | wc -c)"
+	sync
+	if [ "$d" = /mnt ]; then umount /mnt; else mount -o remount,ro /; fi
+	echo "kiln-guest: disk test done, powering off"
 	poweroff -f
 	;;
 panic)

@@ -11,7 +11,8 @@
 # Environment:
 #   KILN_DEBIAN_KERNEL_PKG  kernel metapackage (linux-image-cloud-amd64)
 #   KILN_GUEST_MODULES      modules to put in the initramfs and load at boot,
-#                           with their dependencies (default: pvpanic-mmio)
+#                           with their dependencies (default: pvpanic-mmio and
+#                           the virtio drivers: pci, mmio, blk, rng, console)
 # Idempotent: downloads, extraction and the initramfs are redone only when
 # their inputs changed; remove OUTDIR to start over.
 set -euo pipefail
@@ -31,7 +32,7 @@ for a in "$@"; do
 done
 OUT=${OUT:-${KILN_CACHE:-$HOME/.cache/kiln}/debian-guest}
 META=${KILN_DEBIAN_KERNEL_PKG:-linux-image-cloud-amd64}
-MODULES=${KILN_GUEST_MODULES-pvpanic-mmio}
+MODULES=${KILN_GUEST_MODULES-pvpanic-mmio virtio_pci virtio_mmio virtio_blk virtio-rng virtio_console}
 
 # Debian's own python3 (a version manager's shim can cost seconds per start).
 PY=python3

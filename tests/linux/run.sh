@@ -10,6 +10,15 @@
 #   panic   the test kernel with kiln.test=panic: pvpanic, exit 6
 #   bzimage the test kernel's bzImage (Linux boot protocol, 64-bit entry and
 #           the kernel's own decompressor) instead of the PVH vmlinux
+#   blk-pci     the test kernel with its root fs on virtio-blk over virtio-pci
+#               (root=/dev/vda rw, no initramfs), virtio-rng, console on hvc0
+#               (virtio-console); kiln.test=disk in the guest reads a file of
+#               known checksum, writes one, reads /dev/hwrng. After kiln exits
+#               the host checks the image: dumpe2fs (mount count, last mount
+#               time) and debugfs (the guest's file); and kiln's rng counters.
+#   blk-mmio    the same over virtio-mmio (announced in the DSDT)
+#   debian-blk  Debian's cloud kernel, its virtio_pci/virtio_blk/virtio-rng
+#               modules loaded from the initramfs, the disk mounted on /mnt
 # Environment:
 #   KILN_LINUX_TESTS="tiny debian panic"   which cases to run
 #   KILN_LINUX_TIMEOUT_TINY=300            seconds per test-kernel boot
@@ -28,7 +37,7 @@ if [ -z "$KILN" ] || [ ! -x "$KILN" ]; then
 	exit 2
 fi
 KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-CASES=${KILN_LINUX_TESTS:-tiny bzimage debian panic}
+CASES=${KILN_LINUX_TESTS:-tiny bzimage debian panic blk-pci blk-mmio debian-blk}
 T_TINY=${KILN_LINUX_TIMEOUT_TINY:-300}
 T_DEBIAN=${KILN_LINUX_TIMEOUT_DEBIAN:-1500}
 CMDLINE_BASE="console=ttyS0 reboot=k panic=-1"
@@ -50,7 +59,7 @@ pass=0 fail=0 skip=0
 # Guest images, built or taken from the cache (each prints its directory).
 want() { [[ " $CASES " == *" $1 "* ]]; }
 TK='' DG=''
-if want tiny || want panic || want bzimage; then
+if want tiny || want panic || want bzimage || want blk-pci || want blk-mmio; then
 	echo "linux: test kernel: scripts/build-test-kernel.sh (minutes on a cold cache)"
 	TK=$("$ROOT/scripts/build-test-kernel.sh" 2>"$LOGS/build-test-kernel.log" | tail -1) || TK=
 	[ -n "$TK" ] && [ -f "$TK/vmlinux" ] || { TK=; echo "linux: test kernel build failed: $LOGS/build-test-kernel.log"; }
@@ -92,6 +101,72 @@ run_case() {
 	fi
 }
 
+# An ext4 image holding the initramfs's tree (busybox, /init) and known.bin.
+make_disk() { # IMG
+	local img=$1 tree
+	tree=$(mktemp -d "$LOGS/tree.XXXXXX")
+	(cd "$tree" && cpio -idm --quiet <"$DG/initramfs.cpio") || return 1
+	head -c 1048576 /dev/urandom >"$tree/known.bin"
+	sha256sum "$tree/known.bin" | cut -d' ' -f1 >"$img.sha256"
+	PATH=$PATH:/sbin:/usr/sbin mkfs.ext4 -q -F -L kiln-root -d "$tree" "$img" 64M || return 1
+	rm -rf "$tree"
+}
+
+# run_disk_case NAME KERNEL TIMEOUT "KILN ARGS" "CMDLINE" WANT_CONSOLE
+# Boots with kiln.test=disk and checks the guest's report, the image after
+# exit, and kiln's virtio-rng counters.
+run_disk_case() {
+	local name=$1 kernel=$2 tmo=$3 args=$4 cmdline=$5 want_con=$6
+	local img="$LOGS/$name.img" con="$LOGS/$name.console" err="$LOGS/$name.stderr"
+	local t0 t1 code secs why= tok sum mc
+	if ! make_disk "$img" 2>"$LOGS/$name.mkdisk"; then
+		fail=$((fail + 1)); echo "FAIL linux/$name: cannot build the ext4 image ($LOGS/$name.mkdisk)"; return
+	fi
+	t0=$(date +%s%N)
+	# shellcheck disable=SC2086
+	timeout -k 10 "$tmo" "$KILN" run --kernel "$kernel" $args --disk "path=$img" --rng --stats \
+		--cmdline "$cmdline kiln.test=disk" --cpus 2 --memory 256 </dev/null >"$err" 2>&1
+	code=$?
+	t1=$(date +%s%N)
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+	[ -f "$con" ] || con=$err
+	tok=$(grep -ao 'kiln-guest: wrote=[0-9a-f-]*' "$con" | head -1 | cut -d= -f2)
+	sum=$(grep -ao 'known-sha256=[0-9a-f]*' "$con" | head -1 | cut -d= -f2)
+	mc=$(PATH=$PATH:/sbin:/usr/sbin dumpe2fs -h "$img" 2>/dev/null | sed -n 's/^Mount count: *//p')
+	if [ "$code" -eq 124 ] || [ "$code" -eq 137 ]; then
+		why="timed out after ${tmo}s"
+	elif [ "$code" -ne 0 ]; then
+		why="exit code $code, want 0"
+	elif [ "$sum" != "$(cat "$img.sha256")" ]; then
+		why="guest read known.bin as '${sum:-nothing}', want $(cat "$img.sha256")"
+	elif [ -z "$tok" ]; then
+		why="the guest did not report its write"
+	elif ! PATH=$PATH:/sbin:/usr/sbin debugfs -R "cat /guest-wrote.txt" "$img" 2>/dev/null | grep -qF "guest wrote $tok"; then
+		why="the host does not find the guest's /guest-wrote.txt ($tok) in the image"
+	elif [ "${mc:-0}" -lt 1 ]; then
+		why="dumpe2fs: mount count '${mc}', want >= 1"
+	elif PATH=$PATH:/sbin:/usr/sbin dumpe2fs -h "$img" 2>/dev/null | grep -q '^Last mount time: *n/a'; then
+		why="dumpe2fs: no last mount time"
+	elif ! grep -aq 'hwrng-bytes=64' "$con"; then
+		why="the guest could not read 64 bytes from /dev/hwrng"
+	elif ! grep -aqE 'virtio-rng[0-9]*: .*served=[1-9]' "$err"; then
+		why="kiln's virtio-rng counters show no bytes served"
+	elif [ -n "$want_con" ] && ! grep -aq "console=$want_con" "$con"; then
+		why="the guest's console is not $want_con"
+	fi
+	if [ -z "$why" ]; then
+		pass=$((pass + 1))
+		echo "PASS linux/$name (${secs}s wall; mount count $mc, $(grep -aoE 'virtio-rng[0-9]*: .*served=[0-9]+' "$err" | grep -oE 'served=[0-9]+' | head -1) rng bytes)"
+	else
+		fail=$((fail + 1))
+		echo "FAIL linux/$name: $why (${secs}s wall)"
+		echo "  --- console (last 25 lines of $con)"
+		tail -n 25 "$con" 2>/dev/null | sed 's/^/  | /'
+		echo "  --- kiln stderr (last 15 lines of $err)"
+		tail -n 15 "$err" 2>/dev/null | sed 's/^/  | /'
+	fi
+}
+
 skip_case() { skip=$((skip + 1)); echo "SKIP linux/$1: $2"; }
 
 for c in $CASES; do
@@ -117,6 +192,24 @@ for c in $CASES; do
 		k="$DG/vmlinux"
 		[ -f "$k" ] || k="$DG/vmlinuz"
 		run_case debian "$k" "$T_DEBIAN" "kiln.test=1" 0 "kiln-guest: cpus=2"
+		;;
+	blk-pci|blk-mmio)
+		if [ -z "$TK" ] || [ -z "$DG" ]; then
+			fail=$((fail + 1)); echo "FAIL linux/$c: guest images missing (see above)"; continue
+		fi
+		tr=pci; [ "$c" = blk-mmio ] && tr=mmio
+		run_disk_case "$c" "$TK/vmlinux" "$T_TINY" \
+			"--virtio-transport $tr --console virtio,file:$LOGS/$c.console" \
+			"console=hvc0 reboot=k panic=-1 root=/dev/vda rw init=/init" hvc0
+		;;
+	debian-blk)
+		if [ -z "$DG" ]; then
+			fail=$((fail + 1)); echo "FAIL linux/debian-blk: guest images missing (see above)"; continue
+		fi
+		k="$DG/vmlinux"
+		[ -f "$k" ] || k="$DG/vmlinuz"
+		run_disk_case debian-blk "$k" "$T_DEBIAN" "--initrd $DG/initramfs.cpio --console file:$LOGS/debian-blk.console" \
+			"$CMDLINE_BASE" ttyS0
 		;;
 	*) skip_case "$c" "unknown case (KILN_LINUX_TESTS)" ;;
 	esac

@@ -50,7 +50,8 @@ void stub_vm_init(struct vm *vm, uint64_t ram)
 void stub_vm_fini(struct vm *vm)
 {
 	struct stub_table *t = stub_table();
-	for (unsigned i = 0; i < vm->ndevices; i++)
+	/* Newest first, as vm_destroy() does: a device may depend on one registered before it (PCI bus). */
+	for (unsigned i = vm->ndevices; i-- > 0;)
 		if (vm->devices[i].destroy)
 			vm->devices[i].destroy(vm->devices[i].state);
 	vm->ndevices = 0;
