@@ -562,6 +562,12 @@ def part_b():
         ok_call(sock, "kvm: PUT /machine-config", "PUT", "/machine-config",
                 {"vcpu_count": 2, "mem_size_mib": 256})
         ok_call(sock, "kvm: PUT /metrics", "PUT", "/metrics", {"metrics_path": metrics})
+        disk = os.path.join(TMP, "vm-disk.img")
+        with open(disk, "wb") as f:
+            f.truncate(4 << 20)
+        ok_call(sock, "kvm: PUT /drives/rootfs", "PUT", "/drives/rootfs",
+                {"drive_id": "rootfs", "path_on_host": disk, "is_root_device": True, "is_read_only": True})
+        ok_call(sock, "kvm: PUT /entropy", "PUT", "/entropy", {})
         t0 = time.time()
         ok_call(sock, "kvm: InstanceStart", "PUT", "/actions", {"action_type": "InstanceStart"})
         st, j, _ = call(sock, "GET", "/")
@@ -572,6 +578,18 @@ def part_b():
         print(f"# Run /init after {time.time() - t0:.1f} s")
         wait_for(lambda: b"shell on the console" in open(con, "rb").read(), 60, 0.5)
         time.sleep(1)
+        # The drive is vda with its drive_id as serial, read-only; the root device is on the
+        # command line; PUT /entropy gave a virtio-rng.
+        p.stdin.write(b"echo CHECK serial=$(cat /sys/block/vda/serial) ro=$(cat /sys/block/vda/ro) "
+                      b"rng=$(cat /sys/devices/virtual/misc/hw_random/rng_current) END; cat /proc/cmdline\n")
+        p.stdin.flush()
+        got = wait_for(lambda: re.search(rb"CHECK serial=(\S*) ro=(\S*) rng=(\S*) END", open(con, "rb").read()), 60, 0.2)
+        text = open(con, "rb").read()
+        report(bool(got) and got.group(1) == b"rootfs" and got.group(2) == b"1"
+               and got.group(3).startswith(b"virtio_rng"),
+               "kvm: drive is vda (serial = drive_id, read-only), entropy is virtio-rng",
+               repr(got.group(0) if got else text[-300:]))
+        report(b"root=/dev/vda ro" in text, "kvm: root device on the kernel command line", repr(text[-300:]))
         p.stdin.write(b"i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done\n")
         p.stdin.flush()
         got = wait_for(lambda: ticks(con) >= 3, 60, 0.2)
