@@ -8,6 +8,7 @@
 
 const char cli_usage[] =
 "usage: kiln run --kernel PATH [options]\n"
+"       kiln serve --state-dir DIR --api-sock PATH   (many VMs; kiln serve --help)\n"
 "       kiln --help | --version\n"
 "\n"
 "Boot a guest kernel in a KVM virtual machine.\n"
