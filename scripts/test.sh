@@ -27,6 +27,8 @@ step "fuzz (libFuzzer, bounded: ${KILN_FUZZ_SECONDS:-30} s per target)"
 
 step "command line (bad input -> exit 2)"
 bash tests/run-cli.sh build/kiln || fail=1
+step "host manager: kiln serve with a fake VMM (docs/manager.md)"
+bash tests/manager/run.sh build/kiln || fail=1
 
 # Guest-level tests need /dev/kvm; without one they run in the KVM lab (docs/kvmlab.md).
 # Either way KVM is there, so a test that cannot reach it fails instead of skipping.
@@ -42,6 +44,8 @@ step "test guests under kiln (release)"
 "${lab[@]}" bash tests/run-guests.sh build/kiln || fail=1
 step "test guests under kiln (ASan+UBSan)"
 "${lab[@]}" bash tests/run-guests.sh build-san/kiln || fail=1
+step "host manager with real kiln children"
+"${lab[@]}" bash tests/manager/run.sh --kvm build/kiln || fail=1
 
 if [ "${KILN_SKIP_LINUX:-0}" != 1 ]; then
 	step "Linux guests"

@@ -365,12 +365,12 @@ int mgr_http_start(struct manager *m)
 	 */
 	m->httpd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
 				    0, NULL, NULL, on_request, m,
+				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,   /* first, to catch all */
 				    MHD_OPTION_LISTEN_SOCKET, m->listenfd,
 				    MHD_OPTION_NOTIFY_COMPLETED, on_completed, m,
 				    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
 				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S,
 				    MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
-				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				    MHD_OPTION_END);
 	if (!m->httpd) {
 		log_err("serve: cannot start the HTTP server");

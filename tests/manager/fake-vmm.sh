@@ -3,7 +3,7 @@
 #   fake.exit=N        exit with code N after fake.run_ms (default: run until killed)
 #   fake.run_ms=MS     how long before fake.exit (default 0)
 #   fake.ignore_term=1 ignore SIGTERM, so only the manager's SIGKILL ends it
-# Every start appends its pid to DIR/starts (DIR: the config's directory) and to $FAKE_VMM_PIDS.
+# Every start appends its pid to DIR/starts (DIR: the config's directory).
 sock= cfg=
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -15,7 +15,6 @@ done
 [ -r "$cfg" ] || { echo "fake-vmm: no --config-file" >&2; exit 2; }
 dir=$(dirname "$cfg")
 echo $$ >>"$dir/starts"
-[ -n "${FAKE_VMM_PIDS:-}" ] && echo $$ >>"$FAKE_VMM_PIDS"
 args=$(sed -n 's/.*"boot_args": *"\([^"]*\)".*/\1/p' "$cfg")
 echo "fake-vmm: pid $$, api socket $sock, boot_args '$args'"
 echo "fake-vmm: started" >&2
