@@ -828,8 +828,9 @@ static int run(struct manager *m)
 
 				if (vm && vm->pidfd >= 0)
 					vm_ended(m, vm, (struct mgr_exit){ MGR_EXIT_UNKNOWN, 0 });
+			} else {
+				mgr_http_event(m, key, evs[i].events);
 			}
-			/* MGR_TAG_HTTP: mgr_http_run below serves it. */
 		}
 		run_deadlines(m);
 		mgr_http_run(m);
@@ -865,7 +866,7 @@ int manager_main(int argc, char **argv)
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return KILN_EXIT_ERROR;
-	m->epfd = m->sigfd = m->lockfd = m->listenfd = -1;
+	m->epfd = m->sigfd = m->lockfd = -1;
 	sigprocmask(SIG_SETMASK, NULL, &m->oldmask);
 	if (mgr_parse_args(argc, argv, &m->opt, msg, sizeof(msg)) < 0) {
 		fprintf(stderr, "kiln: %s\n", msg);

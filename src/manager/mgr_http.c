@@ -1,37 +1,114 @@
-/* kiln serve's REST API on a Unix socket: libmicrohttpd driven from the manager's epoll loop, JSON via jansson. */
+/* kiln serve's REST API: HTTP/1.1 on a Unix socket, parsed by http-parser, served from the manager's one epoll loop. */
 #include <errno.h>
-#include <stdarg.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <http_parser.h>
 #include <jansson.h>
-#include <microhttpd.h>
 #include "core/log.h"
 #include "manager/mgr_internal.h"
 
-#define HTTP_MAX_CONNECTIONS 64
-#define HTTP_IDLE_TIMEOUT_S  30   /* a client silent this long is dropped (slow or half-open) */
+/*
+ * Transport bounds. Beyond HTTP_MAX_CONNS a connection is accepted and
+ * closed at once. A connection in the middle of a request, or with an answer
+ * the client does not read, gets HTTP_STALL_MS; an idle keep-alive one
+ * HTTP_IDLE_MS. A stop or delete waits without a timeout: the grace period
+ * bounds it.
+ */
+#define HTTP_MAX_CONNS     64
+#define HTTP_STALL_MS      10000
+#define HTTP_IDLE_MS       60000
+#define HTTP_MAX_HEAD      (16 * 1024)   /* request line + headers */
+#define HTTP_MAX_URL       1024
+#define HTTP_READ_CHUNK    (16 * 1024)
+/*
+ * After refusing a request whose body is still coming (413, 400), the rest is
+ * read and dropped, up to this much for this long, before the close: a client
+ * still sending would otherwise fail with EPIPE before it reads the answer.
+ */
+#define HTTP_DRAIN_MAX     (1024 * 1024)
+#define HTTP_DRAIN_MS      5000
 
+enum conn_state {
+	CONN_READING,   /* parsing a request (or idle between two) */
+	CONN_WAITING,   /* request complete, parked until a VM's process ends */
+	CONN_WRITING,   /* an answer is queued */
+	CONN_DRAINING,  /* answered a request refused mid-way; reading the rest away before closing */
+};
 enum req_wait { WAIT_NONE, WAIT_STOP, WAIT_DELETE };
 
-/* One HTTP request, from its headers to its completion (MHD's per-connection pointer). */
+/* One client connection; one request at a time (pipelined ones wait in `pending`). */
 struct mgr_req {
-	struct MHD_Connection *conn;
+	int fd;
+	uint64_t serial;            /* epoll key; never reused */
+	enum conn_state state;
+	http_parser parser;
+	uint64_t deadline;          /* monotonic ms; 0: none */
+	bool in_request;            /* bytes of a request arrived, its end has not */
+	bool close_after;           /* close once the answer is out */
+	bool peer_closed;           /* the client shut down its side: answer, then close */
+	bool kick;                  /* an answer was queued from outside: mgr_http_run() sends it */
+	/* the request being parsed */
+	char url[HTTP_MAX_URL + 1];
+	size_t urllen;
+	size_t headbytes;
+	char hfield[16];            /* the current header's name, enough to spot Expect */
+	size_t hfieldlen;
+	bool hfield_done, expect_continue;
 	char *body;
 	size_t len;
-	bool too_big;             /* the body passed MGR_MAX_BODY: dropped, answered 413 */
-	enum req_wait wait;       /* suspended until this VM's process ends */
+	int err_status;             /* a callback refused the request: this status */
+	const char *err_msg;
+	/* input after the current request (pipelining) */
+	char *pending;
+	size_t npending;
+	/* the answer */
+	char *out;
+	size_t outlen, outoff;
+	size_t drained;
+	/* waiting for a VM */
+	enum req_wait wait;
 	char id[MGR_ID_MAX + 1];
-	bool ready;               /* resumed: status/resp hold the answer */
-	int status;
-	char *resp;               /* JSON (malloc'd) or NULL for no body */
-	struct mgr_req *next;     /* in its VM's waiters */
+	struct mgr_req *next;       /* in that VM's waiters */
 };
+
+struct mgr_http {
+	int listenfd;
+	char *path;
+	dev_t dev;                  /* the socket file we bound: removed at exit only if still it */
+	ino_t ino;
+	struct mgr_req *conns[HTTP_MAX_CONNS];
+	unsigned nconns;
+	uint64_t next_serial;
+};
+
+/* --- answers --- */
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default:  return "Unknown";
+	}
+}
 
 /* {"fault_message": msg}, malloc'd. */
 static char *fault_json(const char *msg)
@@ -52,62 +129,75 @@ static char *dump(json_t *j)
 	return s;
 }
 
-/* Queue status with body (malloc'd JSON, taken; NULL: none). */
-static enum MHD_Result reply(struct MHD_Connection *conn, int status, char *body, const char *allow)
+/* Queue an answer: status, body (malloc'd JSON, taken; NULL for none), optional Allow header. */
+static void respond(struct mgr_req *c, int status, char *body, const char *allow)
 {
-	struct MHD_Response *r;
-	enum MHD_Result ret;
+	char head[256];
+	size_t blen, hlen;
+	int n;
 
-	if (!body && status != MHD_HTTP_NO_CONTENT) {
-		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	if (!body && status != 204) {
+		status = 500;
 		body = fault_json("out of memory");
 	}
-	if (body)
-		r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-	else
-		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-	if (!r) {
-		free(body);
-		return MHD_NO;
+	blen = body ? strlen(body) : 0;
+	if (!c->close_after && !http_should_keep_alive(&c->parser))
+		c->close_after = true;
+	if (c->peer_closed)
+		c->close_after = true;
+	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%s%s%s%s", status, reason(status),
+		     allow ? "Allow: " : "", allow ? allow : "", allow ? "\r\n" : "",
+		     c->close_after ? "Connection: close\r\n" : "",
+		     status == 204 ? "\r\n" : "Content-Type: application/json\r\n");
+	hlen = (size_t)n;
+	if (status != 204)
+		hlen += (size_t)snprintf(head + hlen, sizeof(head) - hlen, "Content-Length: %zu\r\n\r\n", blen);
+	free(c->out);
+	c->out = malloc(hlen + blen);
+	if (!c->out) {
+		c->close_after = true;
+		c->outlen = c->outoff = 0;
+	} else {
+		memcpy(c->out, head, hlen);
+		if (blen)
+			memcpy(c->out + hlen, body, blen);
+		c->outlen = hlen + blen;
+		c->outoff = 0;
 	}
-	if (body)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	if (allow)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-	ret = MHD_queue_response(conn, (unsigned)status, r);
-	MHD_destroy_response(r);
-	return ret;
+	free(body);
+	c->state = CONN_WRITING;
+	c->deadline = mgr_now_ms() + HTTP_STALL_MS;
+	log_debug("serve: http %d", status);
 }
 
-static enum MHD_Result reply_err(struct MHD_Connection *conn, const struct mgr_err *err,
-				 const char *allow)
+static void respond_err(struct mgr_req *c, const struct mgr_err *err, const char *allow)
 {
 	log_debug("serve: http %d: %s", err->status, err->msg);
-	return reply(conn, err->status, fault_json(err->msg), allow);
+	respond(c, err->status, fault_json(err->msg), allow);
 }
 
 static const char *allow_for(enum mgr_ep ep)
 {
 	switch (ep) {
-	case MGR_EP_VMS: return "GET, POST";
-	case MGR_EP_VM:  return "GET, DELETE";
+	case MGR_EP_VMS:  return "GET, POST";
+	case MGR_EP_VM:   return "GET, DELETE";
 	case MGR_EP_ROOT: return "GET";
-	default:         return "POST";
+	default:          return "POST";
 	}
 }
 
 /* Park the request until vm's process has ended (mgr_http_vm_done answers it). */
-static enum MHD_Result wait_for(struct mgr_vm *vm, struct mgr_req *req, enum req_wait kind)
+static void wait_for(struct mgr_vm *vm, struct mgr_req *c, enum req_wait kind)
 {
-	req->wait = kind;
-	snprintf(req->id, sizeof(req->id), "%s", vm->rec.id);
-	req->next = vm->waiters;
-	vm->waiters = req;
-	MHD_suspend_connection(req->conn);
-	return MHD_YES;
+	c->wait = kind;
+	snprintf(c->id, sizeof(c->id), "%s", vm->rec.id);
+	c->next = vm->waiters;
+	vm->waiters = c;
+	c->state = CONN_WAITING;
+	c->deadline = 0;
 }
 
-static enum MHD_Result list_vms(struct manager *m, struct MHD_Connection *conn)
+static void list_vms(struct manager *m, struct mgr_req *c)
 {
 	json_t *arr = json_array();
 
@@ -116,198 +206,525 @@ static enum MHD_Result list_vms(struct manager *m, struct MHD_Connection *conn)
 			json_decref(arr);
 			arr = NULL;
 		}
-	return reply(conn, MHD_HTTP_OK, dump(arr ? json_pack("{s:o}", "vms", arr) : NULL), NULL);
+	respond(c, 200, dump(arr ? json_pack("{s:o}", "vms", arr) : NULL), NULL);
 }
 
-static enum MHD_Result dispatch(struct manager *m, struct mgr_req *req, const char *url,
-				const char *method)
+/* A whole request is in: route it and answer it, or park it. */
+static void dispatch(struct manager *m, struct mgr_req *c)
 {
-	struct MHD_Connection *conn = req->conn;
+	const char *method = http_method_str((enum http_method)c->parser.method);
 	struct mgr_err err = { 0, "" };
-	struct mgr_create c;
+	struct mgr_create cr;
 	struct mgr_route r;
 	struct mgr_vm *vm = NULL;
+	char *q = memchr(c->url, '?', c->urllen);
 	int rc;
 
-	if (mgr_route(method, url, &r, &err) < 0)
-		return reply_err(conn, &err, err.status == 405 ? allow_for(r.ep) : NULL);
-	log_debug("serve: http %s %s", method, url);
-	if (req->len && !(r.ep == MGR_EP_VMS && r.method == MGR_POST)) {
-		mgr_err_set(&err, 400, "%s %s takes no body", method, url);
-		return reply_err(conn, &err, NULL);
+	if (q)   /* no endpoint takes a query; it is ignored, as Firecracker does */
+		*q = '\0';
+	if (mgr_route(method, c->url, &r, &err) < 0) {
+		respond_err(c, &err, err.status == 405 ? allow_for(r.ep) : NULL);
+		return;
+	}
+	log_debug("serve: http %s %s", method, c->url);
+	if (c->len && !(r.ep == MGR_EP_VMS && r.method == MGR_POST)) {
+		mgr_err_set(&err, 400, "%s %s takes no body", method, c->url);
+		respond_err(c, &err, NULL);
+		return;
 	}
 	if (r.ep >= MGR_EP_VM && !(vm = mgr_find(m, r.id))) {
 		mgr_err_set(&err, 404, "no VM '%s'", r.id);
-		return reply_err(conn, &err, NULL);
+		respond_err(c, &err, NULL);
+		return;
 	}
 	switch (r.ep) {
 	case MGR_EP_ROOT:
-		return reply(conn, MHD_HTTP_OK, dump(json_pack("{s:s, s:s, s:i, s:s, s:I, s:I}",
+		respond(c, 200, dump(json_pack("{s:s, s:s, s:i, s:s, s:I, s:I}",
 			"service", "kiln-serve", "version", KILN_VERSION, "pid", (int)getpid(),
 			"state_dir", m->state_dir, "vms", (json_int_t)m->nvms,
 			"max_vms", (json_int_t)m->opt.params.max_vms)), NULL);
+		return;
 	case MGR_EP_VMS:
-		if (r.method == MGR_GET)
-			return list_vms(m, conn);
-		if (mgr_parse_create(req->body, req->len, &c, &err) < 0)
-			return reply_err(conn, &err, NULL);
-		rc = mgr_vm_create(m, &c, &vm, &err);
-		json_decref(c.config);
+		if (r.method == MGR_GET) {
+			list_vms(m, c);
+			return;
+		}
+		if (mgr_parse_create(c->body, c->len, &cr, &err) < 0) {
+			respond_err(c, &err, NULL);
+			return;
+		}
+		rc = mgr_vm_create(m, &cr, &vm, &err);
+		json_decref(cr.config);
 		if (rc < 0)
-			return reply_err(conn, &err, NULL);
-		return reply(conn, MHD_HTTP_CREATED, dump(mgr_vm_json(m, vm)), NULL);
+			respond_err(c, &err, NULL);
+		else
+			respond(c, 201, dump(mgr_vm_json(m, vm)), NULL);
+		return;
 	case MGR_EP_VM:
-		if (r.method == MGR_GET)
-			return reply(conn, MHD_HTTP_OK, dump(mgr_vm_json(m, vm)), NULL);
+		if (r.method == MGR_GET) {
+			respond(c, 200, dump(mgr_vm_json(m, vm)), NULL);
+			return;
+		}
 		rc = mgr_vm_delete(m, vm, &err);
 		if (rc > 0)
-			return wait_for(vm, req, WAIT_DELETE);
-		return rc < 0 ? reply_err(conn, &err, NULL) : reply(conn, MHD_HTTP_NO_CONTENT, NULL, NULL);
+			wait_for(vm, c, WAIT_DELETE);
+		else if (rc < 0)
+			respond_err(c, &err, NULL);
+		else
+			respond(c, 204, NULL, NULL);
+		return;
 	case MGR_EP_VM_STOP:
 		if (mgr_vm_stop(m, vm) > 0)
-			return wait_for(vm, req, WAIT_STOP);
-		return reply(conn, MHD_HTTP_OK, dump(mgr_vm_json(m, vm)), NULL);
+			wait_for(vm, c, WAIT_STOP);
+		else
+			respond(c, 200, dump(mgr_vm_json(m, vm)), NULL);
+		return;
 	case MGR_EP_VM_START:
 		if (mgr_vm_start(m, vm, &err) < 0)
-			return reply_err(conn, &err, NULL);
-		return reply(conn, MHD_HTTP_OK, dump(mgr_vm_json(m, vm)), NULL);
+			respond_err(c, &err, NULL);
+		else
+			respond(c, 200, dump(mgr_vm_json(m, vm)), NULL);
+		return;
 	}
-	return MHD_NO;
 }
 
 /*
- * MHD calls this after the headers, once per piece of body, and once at the
- * end (and again after a resume). Only the last call may answer, except
- * that the first may refuse an announced oversized body outright.
+ * Answer the requests waiting for vm. The answers are only queued here: this
+ * runs inside the VM's lifecycle code, and writing (then parsing a pipelined
+ * request, which could delete this very VM) waits for mgr_http_run().
  */
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload,
-				  size_t *upload_size, void **con_cls)
-{
-	struct manager *m = cls;
-	struct mgr_req *req = *con_cls;
-	struct mgr_err err;
-
-	if (!req) {
-		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-
-		req = calloc(1, sizeof(*req));
-		if (!req)
-			return MHD_NO;
-		req->conn = conn;
-		*con_cls = req;
-		if (cl && (strlen(cl) > 9 || strtoul(cl, NULL, 10) > MGR_MAX_BODY)) {
-			mgr_err_set(&err, 413, "request body over %d bytes", MGR_MAX_BODY);
-			return reply_err(conn, &err, NULL);
-		}
-		return MHD_YES;
-	}
-	if (req->ready) {
-		char *resp = req->resp;
-
-		req->resp = NULL;
-		return reply(conn, req->status, resp, NULL);
-	}
-	if (*upload_size) {
-		size_t n = *upload_size;
-
-		*upload_size = 0;
-		if (req->too_big || req->len + n > MGR_MAX_BODY) {
-			/* Chunked bodies have no Content-Length: drop the bytes, answer at the end. */
-			req->too_big = true;
-			free(req->body);
-			req->body = NULL;
-			req->len = 0;
-			return MHD_YES;
-		}
-		char *b = realloc(req->body, req->len + n + 1);
-
-		if (!b)
-			return MHD_NO;
-		memcpy(b + req->len, upload, n);
-		req->len += n;
-		b[req->len] = '\0';
-		req->body = b;
-		return MHD_YES;
-	}
-	if (req->too_big) {
-		mgr_err_set(&err, 413, "request body over %d bytes", MGR_MAX_BODY);
-		return reply_err(conn, &err, NULL);
-	}
-	return dispatch(m, req, url, method);
-}
-
-static void unlink_waiter(struct manager *m, struct mgr_req *req)
-{
-	struct mgr_vm *vm = mgr_find(m, req->id);
-
-	for (struct mgr_req **p = vm ? &vm->waiters : NULL; p && *p; p = &(*p)->next)
-		if (*p == req) {
-			*p = req->next;
-			return;
-		}
-}
-
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
-{
-	struct mgr_req *req = *con_cls;
-
-	if (!req)
-		return;
-	if (req->wait != WAIT_NONE && !req->ready)
-		unlink_waiter(cls, req);
-	free(req->body);
-	free(req->resp);
-	free(req);
-	*con_cls = NULL;
-}
-
 void mgr_http_vm_done(struct manager *m, struct mgr_vm *vm)
 {
-	struct mgr_req *q = vm->waiters;
+	struct mgr_req *c = vm->waiters;
 
 	vm->waiters = NULL;
-	while (q) {
-		struct mgr_req *next = q->next;
+	while (c) {
+		struct mgr_req *next = c->next;
+		enum req_wait kind = c->wait;
 
-		q->next = NULL;
-		if (q->wait == WAIT_DELETE && !vm->delete_err[0]) {
-			q->status = MHD_HTTP_NO_CONTENT;
-		} else if (q->wait == WAIT_DELETE) {
-			q->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-			q->resp = fault_json(vm->delete_err);
-		} else {
-			q->status = MHD_HTTP_OK;
-			q->resp = dump(mgr_vm_json(m, vm));
-		}
-		q->ready = true;
-		MHD_resume_connection(q->conn);
-		q = next;
+		c->next = NULL;
+		c->wait = WAIT_NONE;
+		if (kind == WAIT_DELETE && !vm->delete_err[0])
+			respond(c, 204, NULL, NULL);
+		else if (kind == WAIT_DELETE)
+			respond(c, 500, fault_json(vm->delete_err), NULL);
+		else
+			respond(c, 200, dump(mgr_vm_json(m, vm)), NULL);
+		c->kick = true;
+		c = next;
 	}
 }
 
-/* Ids only need [A-Za-z0-9_-]: a path is taken as sent, so "%2F" or "%00" cannot smuggle a '/' or cut an id. */
-static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s)
+/* --- http-parser callbacks: they only collect, bounded; dispatch happens after --- */
+
+static int refuse(struct mgr_req *c, int status, const char *msg)
 {
-	return strlen(s);
+	c->err_status = status;
+	c->err_msg = msg;
+	return -1;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+static int on_message_begin(http_parser *p)
 {
-	char buf[256];
-	size_t n;
+	struct mgr_req *c = p->data;
 
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	n = strlen(buf);
-	while (n && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	log_debug("serve: http: %s", buf);
+	c->in_request = true;
+	c->urllen = c->headbytes = c->len = c->hfieldlen = 0;
+	c->hfield_done = c->expect_continue = false;
+	c->err_status = 0;
+	c->url[0] = '\0';
+	free(c->body);
+	c->body = NULL;
+	c->deadline = mgr_now_ms() + HTTP_STALL_MS;
+	return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+	struct mgr_req *c = p->data;
+
+	if (c->urllen + n > HTTP_MAX_URL)
+		return refuse(c, 414, "request path over 1024 bytes");
+	memcpy(c->url + c->urllen, at, n);
+	c->urllen += n;
+	c->url[c->urllen] = '\0';
+	c->headbytes += n;
+	return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+	struct mgr_req *c = p->data;
+
+	if ((c->headbytes += n) > HTTP_MAX_HEAD)
+		return refuse(c, 431, "request headers over 16 KiB");
+	if (c->hfield_done) {   /* a new header begins */
+		c->hfieldlen = 0;
+		c->hfield_done = false;
+	}
+	for (size_t i = 0; i < n && c->hfieldlen < sizeof(c->hfield) - 1; i++)
+		c->hfield[c->hfieldlen++] = at[i];
+	c->hfield[c->hfieldlen] = '\0';
+	return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+	struct mgr_req *c = p->data;
+
+	if ((c->headbytes += n) > HTTP_MAX_HEAD)
+		return refuse(c, 431, "request headers over 16 KiB");
+	c->hfield_done = true;
+	if (!strcasecmp(c->hfield, "expect") && n >= 12 && !strncasecmp(at, "100-continue", 12))
+		c->expect_continue = true;
+	return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+	struct mgr_req *c = p->data;
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	if (p->content_length != ULLONG_MAX && p->content_length > MGR_MAX_BODY)
+		return refuse(c, 413, "request body over 64 KiB");
+	/* A client that asked waits for this before sending the body. Nothing else is queued now. */
+	if (c->expect_continue && write(c->fd, cont, sizeof(cont) - 1) < 0)
+		log_debug("serve: http: 100 Continue: %s", strerror(errno));
+	return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+	struct mgr_req *c = p->data;
+	char *b;
+
+	if (c->len + n > MGR_MAX_BODY)   /* chunked bodies announce no length */
+		return refuse(c, 413, "request body over 64 KiB");
+	b = realloc(c->body, c->len + n + 1);
+	if (!b)
+		return refuse(c, 500, "out of memory");
+	memcpy(b + c->len, at, n);
+	c->len += n;
+	b[c->len] = '\0';
+	c->body = b;
+	return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+	struct mgr_req *c = p->data;
+
+	c->in_request = false;
+	/* One request at a time: stop here, answer, then parse what follows. */
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings parser_settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+/* --- connections --- */
+
+static struct mgr_req *conn_find(struct mgr_http *h, uint64_t serial)
+{
+	for (unsigned i = 0; i < h->nconns; i++)
+		if (h->conns[i]->serial == serial)
+			return h->conns[i];
+	return NULL;
+}
+
+static void unlink_waiter(struct manager *m, struct mgr_req *c)
+{
+	struct mgr_vm *vm = c->id[0] ? mgr_find(m, c->id) : NULL;
+
+	for (struct mgr_req **p = vm ? &vm->waiters : NULL; p && *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	c->wait = WAIT_NONE;
+}
+
+static void conn_close(struct manager *m, struct mgr_req *c)
+{
+	struct mgr_http *h = m->http;
+
+	if (c->wait != WAIT_NONE)
+		unlink_waiter(m, c);
+	epoll_ctl(m->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	for (unsigned i = 0; i < h->nconns; i++)
+		if (h->conns[i] == c) {
+			h->conns[i] = h->conns[--h->nconns];
+			break;
+		}
+	free(c->body);
+	free(c->pending);
+	free(c->out);
+	free(c);
+}
+
+static void conn_watch(struct manager *m, struct mgr_req *c, uint32_t events)
+{
+	/* After a half-close, RDHUP would fire forever (level-triggered): only HUP/ERR then. */
+	struct epoll_event ev = { .events = events | (c->peer_closed ? 0 : EPOLLRDHUP),
+				  .data.u64 = MGR_TAG_CONN | c->serial };
+
+	epoll_ctl(m->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Feed bytes to the parser: a complete request is dispatched, an error answered (and the connection closed after). */
+static void conn_feed(struct manager *m, struct mgr_req *c, const char *data, size_t len)
+{
+	size_t used = http_parser_execute(&c->parser, &parser_settings, data, len);
+	enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+	struct mgr_err err;
+
+	if (e == HPE_PAUSED) {
+		/* Keep what follows this request for after the answer. */
+		free(c->pending);
+		c->pending = NULL;
+		c->npending = 0;
+		if (used < len && (c->pending = malloc(len - used))) {
+			memcpy(c->pending, data + used, len - used);
+			c->npending = len - used;
+		}
+		http_parser_pause(&c->parser, 0);
+		dispatch(m, c);
+		return;
+	}
+	if (e == HPE_OK && !c->parser.upgrade)
+		return;   /* need more bytes */
+	if (c->err_status) {
+		mgr_err_set(&err, c->err_status, "%s", c->err_msg);
+	} else if (e == HPE_HEADER_OVERFLOW) {
+		mgr_err_set(&err, 431, "request headers too large");
+	} else {
+		mgr_err_set(&err, 400, "malformed HTTP request: %s",
+			    c->parser.upgrade ? "protocol upgrades are not served" : http_errno_description(e));
+	}
+	/* The stream cannot be trusted past a bad request: answer and close. */
+	c->close_after = true;
+	respond_err(c, &err, NULL);
+}
+
+/* Move a connection along: write what is queued, then parse what is pending, until it must wait. */
+static void conn_progress(struct manager *m, struct mgr_req *c)
+{
+	for (;;) {
+		if (c->state == CONN_WAITING) {
+			conn_watch(m, c, 0);   /* only hang-ups until the VM is done */
+			return;
+		}
+		if (c->state == CONN_WRITING) {
+			while (c->outoff < c->outlen) {
+				ssize_t n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
+						 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n < 0 && errno == EAGAIN) {
+					conn_watch(m, c, EPOLLOUT);
+					return;
+				}
+				if (n <= 0) {
+					conn_close(m, c);
+					return;
+				}
+				c->outoff += (size_t)n;
+				c->deadline = mgr_now_ms() + HTTP_STALL_MS;
+			}
+			free(c->out);
+			c->out = NULL;
+			c->outlen = c->outoff = 0;
+			if (c->close_after && c->in_request && !c->peer_closed) {
+				shutdown(c->fd, SHUT_WR);
+				c->state = CONN_DRAINING;
+				c->deadline = mgr_now_ms() + HTTP_DRAIN_MS;
+				conn_watch(m, c, EPOLLIN);
+				return;
+			}
+			if (c->close_after) {
+				conn_close(m, c);
+				return;
+			}
+			c->state = CONN_READING;
+			c->deadline = mgr_now_ms() + HTTP_IDLE_MS;
+		}
+		if (c->npending) {
+			char *p = c->pending;
+			size_t n = c->npending;
+
+			c->pending = NULL;
+			c->npending = 0;
+			conn_feed(m, c, p, n);
+			free(p);
+			continue;
+		}
+		conn_watch(m, c, c->peer_closed ? 0 : EPOLLIN);
+		return;
+	}
+}
+
+static void conn_readable(struct manager *m, struct mgr_req *c)
+{
+	char buf[HTTP_READ_CHUNK];
+	ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* EOF between requests: done. Inside one: the request can never complete. */
+		conn_close(m, c);
+		return;
+	}
+	conn_feed(m, c, buf, (size_t)n);
+	conn_progress(m, c);
+}
+
+static void accept_all(struct manager *m)
+{
+	struct mgr_http *h = m->http;
+
+	for (;;) {
+		int fd = accept4(h->listenfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+		struct mgr_req *c;
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return;   /* EAGAIN, or out of fds: the next loop turn tries again */
+		}
+		if (h->nconns >= HTTP_MAX_CONNS || !(c = calloc(1, sizeof(*c)))) {
+			log_debug("serve: http: connection refused (%u open)", h->nconns);
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->serial = ++h->next_serial;
+		http_parser_init(&c->parser, HTTP_REQUEST);
+		c->parser.data = c;
+		c->deadline = mgr_now_ms() + HTTP_IDLE_MS;
+		ev.data.u64 = MGR_TAG_CONN | c->serial;
+		if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		h->conns[h->nconns++] = c;
+	}
+}
+
+void mgr_http_event(struct manager *m, uint64_t key, uint32_t events)
+{
+	struct mgr_req *c;
+
+	if (!m->http)
+		return;
+	if (key == MGR_TAG_HTTP) {
+		accept_all(m);
+		return;
+	}
+	/* Looked up by serial: an earlier event of this batch may have closed it. */
+	c = conn_find(m->http, key & ~MGR_TAG_MASK);
+	if (!c)
+		return;
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		conn_close(m, c);
+		return;
+	}
+	if ((events & EPOLLOUT) && c->state == CONN_WRITING) {
+		conn_progress(m, c);
+		return;
+	}
+	if ((events & EPOLLIN) && c->state == CONN_READING) {
+		conn_readable(m, c);
+		return;
+	}
+	if (c->state == CONN_DRAINING) {
+		char buf[HTTP_READ_CHUNK];
+		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if ((n < 0 && errno != EAGAIN && errno != EINTR) || n == 0 ||
+		    (c->drained += n > 0 ? (size_t)n : 0) > HTTP_DRAIN_MAX)
+			conn_close(m, c);
+		return;
+	}
+	if (events & EPOLLRDHUP) {
+		/* Half-closed: a waiting request still gets its answer; nothing more is read. */
+		if (c->state == CONN_READING && !c->in_request && !c->npending) {
+			conn_close(m, c);
+			return;
+		}
+		c->peer_closed = true;
+		c->close_after = true;
+		if (c->state == CONN_READING) {
+			conn_readable(m, c);   /* the rest of the request, if it is there */
+			return;
+		}
+		conn_progress(m, c);
+	}
+}
+
+void mgr_http_run(struct manager *m)
+{
+	struct mgr_http *h = m->http;
+	uint64_t now = mgr_now_ms();
+	unsigned i = 0;
+
+	if (!h)
+		return;
+	/* Each pass handles one connection and may close any: rescan from the start; bounded by nconns. */
+	while (i < h->nconns) {
+		struct mgr_req *c = h->conns[i];
+
+		if (c->kick) {
+			c->kick = false;
+			conn_progress(m, c);
+			i = 0;
+		} else if (c->deadline && c->deadline <= now) {
+			log_debug("serve: http: connection %s, closed", c->state == CONN_WRITING ?
+				  "does not read its answer" : c->state == CONN_DRAINING ? "drained" :
+				  c->in_request ? "stalled mid-request" : "idle");
+			conn_close(m, c);
+			i = 0;
+		} else {
+			i++;
+		}
+	}
+}
+
+int64_t mgr_http_timeout(struct manager *m)
+{
+	struct mgr_http *h = m->http;
+	uint64_t now = mgr_now_ms();
+	int64_t t = -1;
+
+	for (unsigned i = 0; h && i < h->nconns; i++) {
+		struct mgr_req *c = h->conns[i];
+		int64_t left;
+
+		if (c->kick)
+			return 0;
+		if (!c->deadline)
+			continue;
+		left = c->deadline > now ? (int64_t)(c->deadline - now) : 0;
+		if (t < 0 || left < t)
+			t = left;
+	}
+	return t;
 }
 
 /* The listening socket: a stale one (nobody accepts on it) is replaced; anything else is an error. */
-static int listen_unix(const char *path)
+static int listen_unix(const char *path, dev_t *dev, ino_t *ino)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -341,97 +758,79 @@ static int listen_unix(const char *path)
 	}
 	/* 0600 from the start: whoever can connect can start processes as us. */
 	old = umask(0177);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
 		umask(old);
 		log_err("serve: --api-sock %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	umask(old);
+	if (stat(path, &st) == 0) {
+		*dev = st.st_dev;
+		*ino = st.st_ino;
+	}
 	return fd;
 }
 
 int mgr_http_start(struct manager *m)
 {
-	const union MHD_DaemonInfo *info;
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = MGR_TAG_HTTP };
+	struct mgr_http *h = calloc(1, sizeof(*h));
 
-	m->listenfd = listen_unix(m->opt.api_sock);
-	if (m->listenfd < 0)
+	if (!h || !(h->path = strdup(m->opt.api_sock))) {
+		free(h);
 		return -1;
-	/*
-	 * No MHD thread: MHD's own epoll fd sits in ours and MHD_run() is called
-	 * from the loop, so handlers run on the one thread that owns the VMs.
-	 */
-	m->httpd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-				    0, NULL, NULL, on_request, m,
-				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,   /* first, to catch all */
-				    MHD_OPTION_LISTEN_SOCKET, m->listenfd,
-				    MHD_OPTION_NOTIFY_COMPLETED, on_completed, m,
-				    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
-				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S,
-				    MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
-				    MHD_OPTION_END);
-	if (!m->httpd) {
-		log_err("serve: cannot start the HTTP server");
-		goto fail;
 	}
-	info = MHD_get_daemon_info(m->httpd, MHD_DAEMON_INFO_EPOLL_FD);
-	if (!info || epoll_ctl(m->epfd, EPOLL_CTL_ADD, info->epoll_fd, &ev) < 0) {
-		log_err("serve: cannot watch the HTTP server: %s", strerror(errno));
-		goto fail;
+	h->listenfd = listen_unix(h->path, &h->dev, &h->ino);
+	if (h->listenfd < 0) {
+		free(h->path);
+		free(h);
+		return -1;
 	}
+	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, h->listenfd, &ev) < 0) {
+		log_err("serve: epoll_ctl: %s", strerror(errno));
+		close(h->listenfd);
+		unlink(h->path);
+		free(h->path);
+		free(h);
+		return -1;
+	}
+	m->http = h;
 	return 0;
-fail:
-	if (m->httpd)
-		MHD_stop_daemon(m->httpd);
-	m->httpd = NULL;
-	close(m->listenfd);
-	m->listenfd = -1;
-	unlink(m->opt.api_sock);
-	return -1;
-}
-
-void mgr_http_run(struct manager *m)
-{
-	if (m->httpd)
-		MHD_run(m->httpd);
-}
-
-int64_t mgr_http_timeout(struct manager *m)
-{
-	MHD_UNSIGNED_LONG_LONG t;
-
-	if (!m->httpd || MHD_get_timeout(m->httpd, &t) != MHD_YES)
-		return -1;
-	return t > INT64_MAX ? INT64_MAX : (int64_t)t;
 }
 
 void mgr_http_stop(struct manager *m)
 {
-	MHD_socket fd;
+	struct mgr_http *h = m->http;
+	struct stat st;
 
-	if (!m->httpd)
+	if (!h)
 		return;
-	/* MHD must not be stopped with suspended connections: answer them first. */
-	for (size_t i = 0; i < m->nvms; i++) {
-		struct mgr_req *q = m->vms[i]->waiters;
+	/* Waiting requests get a last answer, sent if the socket takes it now; then every connection goes. */
+	for (unsigned i = 0; i < h->nconns; i++) {
+		struct mgr_req *c = h->conns[i];
 
-		m->vms[i]->waiters = NULL;
-		for (; q; q = q->next) {
-			q->status = MHD_HTTP_SERVICE_UNAVAILABLE;
-			q->resp = fault_json("the manager is shutting down; the VM keeps running");
-			q->ready = true;
-			MHD_resume_connection(q->conn);
+		if (c->state != CONN_WAITING)
+			continue;
+		unlink_waiter(m, c);
+		c->close_after = true;
+		respond(c, 503, fault_json("the manager is shutting down; the VM keeps running"), NULL);
+		while (c->outoff < c->outlen) {
+			ssize_t n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
+					 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+			if (n <= 0)
+				break;
+			c->outoff += (size_t)n;
 		}
 	}
-	MHD_run(m->httpd);
-	/* Quiesce hands the listening socket back, so it is closed once, here. */
-	fd = MHD_quiesce_daemon(m->httpd);
-	MHD_stop_daemon(m->httpd);
-	m->httpd = NULL;
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
-	unlink(m->opt.api_sock);
-	m->listenfd = -1;
+	while (h->nconns)
+		conn_close(m, h->conns[h->nconns - 1]);
+	close(h->listenfd);
+	/* Remove the socket only if it is still the one we bound (not a successor's). */
+	if (lstat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino)
+		unlink(h->path);
+	free(h->path);
+	free(h);
+	m->http = NULL;
 }

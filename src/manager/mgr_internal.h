@@ -9,11 +9,12 @@
 #define MGR_TAG_SIG   (1ull << 56)
 #define MGR_TAG_HTTP  (2ull << 56)
 #define MGR_TAG_PIDFD (3ull << 56)
+#define MGR_TAG_CONN  (4ull << 56)
 #define MGR_TAG_MASK  (0xffull << 56)
 
 struct json_t;
-struct MHD_Daemon;
-struct mgr_req;              /* one HTTP request (mgr_http.c) */
+struct mgr_http;             /* the REST server (mgr_http.c) */
+struct mgr_req;              /* one HTTP connection and its request (mgr_http.c) */
 
 /* One VM: its record (what state.json says) plus what only this manager process knows. */
 struct mgr_vm {
@@ -37,9 +38,9 @@ struct manager {
 	char *vms_dir;           /* STATE_DIR/vms */
 	char *vmm;               /* what each VM runs: /proc/self/exe or --vmm's absolute path */
 	char boot_id[MGR_BOOT_ID_LEN + 1];
-	int epfd, sigfd, lockfd, listenfd;
+	int epfd, sigfd, lockfd;
 	sigset_t oldmask;
-	struct MHD_Daemon *httpd;
+	struct mgr_http *http;
 	struct mgr_vm **vms;     /* sorted by id */
 	size_t nvms;
 	uint64_t next_serial;
@@ -70,13 +71,15 @@ int mgr_vm_delete(struct manager *m, struct mgr_vm *vm, struct mgr_err *err);
 
 /* Bind opt.api_sock and start the HTTP server on the manager's loop. 0 or -1 (logged). */
 int mgr_http_start(struct manager *m);
-/* Answer any suspended request with 503, stop the server, unlink the socket. */
+/* Answer any waiting request with 503, close every connection, remove the socket. */
 void mgr_http_stop(struct manager *m);
-/* Let the server do what it can now; call after every epoll_wait. */
+/* An epoll event for the listening socket (MGR_TAG_HTTP) or a connection (MGR_TAG_CONN). */
+void mgr_http_event(struct manager *m, uint64_t key, uint32_t events);
+/* Send answers queued by mgr_http_vm_done, drop timed-out connections; call after every epoll_wait. */
 void mgr_http_run(struct manager *m);
 /* The server's own deadline in ms from now; -1: none. */
 int64_t mgr_http_timeout(struct manager *m);
-/* vm's process is gone (or its stop is moot): answer its waiting stop/delete requests. */
+/* vm's process is gone: queue the answers of its waiting stop/delete requests. */
 void mgr_http_vm_done(struct manager *m, struct mgr_vm *vm);
 
 #endif

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Integration test of `kiln serve` with a fake VMM (no /dev/kvm): 20 VMs, reaping, restart policy, manager restart and re-adoption, stop, delete.
-# usage: tests/manager/run.sh [--kvm] [KILN_BINARY]   (default build/kiln; needs curl and jq)
+# usage: tests/manager/run.sh [--kvm] [KILN_BINARY]   (default build/kiln; needs curl, jq, python3)
 #   --kvm  real `kiln run` children booting the test guests (tests/guests/build): needs /dev/kvm
 #          (run it through tests/kvmlab/run.sh) and a kiln with `run --config-file`; skips
 #          without them unless KILN_REQUIRE_KVM=1. Last line "manager-kvm: N passed, M failed".
@@ -10,7 +10,7 @@ MODE=fake
 [ "${1:-}" = --kvm ] && { MODE=kvm; shift; }
 KILN=${1:-$ROOT/build/kiln}
 FAKE=$ROOT/tests/manager/fake-vmm.sh
-for tool in curl jq; do
+for tool in curl jq python3; do
 	command -v $tool >/dev/null || { echo "manager: needs $tool (scripts/deps.sh --test)"; exit 1; }
 done
 T=$(mktemp -d "${TMPDIR:-/tmp}/kiln-mgr.XXXXXX")
@@ -155,6 +155,10 @@ fault "unknown path" 404 GET /nope
 fault "wrong method" 405 PUT /vms
 fault "body on GET" 400 GET /vms '{}'
 fault "start a running VM" 409 POST /vms/vm02/start
+RAW="python3 $ROOT/tests/manager/raw_http.py $SOCK"
+check "pipelined requests: answered in order on one connection" '$RAW pipeline'
+check "not HTTP: 400 with a fault message, connection closed" '$RAW garbage'
+check "64 connections served, the 65th closed" '$RAW flood'
 api GET /vms
 check "still 20 VMs after bad requests" '[ "$(jq ".vms | length" <<<"$BODY")" = 20 ]'
 
@@ -196,6 +200,13 @@ check "stop again: 200" 'api POST /vms/vm14/stop && [ "$CODE" = 200 ]'
 api POST /vms/vm14/start
 check "start vm14 again" '[ "$CODE" = 200 ] && [ "$(jq -r .state <<<"$BODY")" = running ]'
 for v in vm11 vm12 vm14 vm15; do PID[$v]=$(vmf $v .pid); done
+create h1 never ""
+create h2 never ""
+check "stop from a half-closed client: answered all the same" '$RAW halfclose h1'
+$RAW vanish h2
+check "stop from a client that hung up: done all the same, manager fine" \
+	'until_true 10 "is h2 .state exited" && api GET / && [ "$CODE" = 200 ]'
+check "delete h1, h2" 'api DELETE /vms/h1 && [ "$CODE" = 204 ] && api DELETE /vms/h2 && [ "$CODE" = 204 ]'
 
 # --- the manager dies (kill -9); VMs die and live meanwhile; a new manager re-adopts them
 kill -9 "$MPID"
