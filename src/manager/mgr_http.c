@@ -637,16 +637,17 @@ void mgr_http_event(struct manager *m, uint64_t key, uint32_t events)
 	c = conn_find(m->http, key & ~MGR_TAG_MASK);
 	if (!c)
 		return;
+	/* Bytes first, even with a hang-up: a request sent whole before a close is still carried out. */
+	if ((events & EPOLLIN) && c->state == CONN_READING) {
+		conn_readable(m, c);
+		return;
+	}
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		conn_close(m, c);
 		return;
 	}
 	if ((events & EPOLLOUT) && c->state == CONN_WRITING) {
 		conn_progress(m, c);
-		return;
-	}
-	if ((events & EPOLLIN) && c->state == CONN_READING) {
-		conn_readable(m, c);
 		return;
 	}
 	if (c->state == CONN_DRAINING) {
@@ -741,8 +742,10 @@ static int listen_unix(const char *path, dev_t *dev, ino_t *ino)
 			log_err("serve: --api-sock %s: exists and is not a socket", path);
 			return -1;
 		}
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		/* Non-blocking: a live server with a full backlog (EAGAIN) is in use too, and never hangs us. */
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (probe >= 0 && (connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+				   errno == EAGAIN)) {
 			close(probe);
 			log_err("serve: --api-sock %s: a server is listening on it", path);
 			return -1;

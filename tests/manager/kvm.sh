@@ -48,8 +48,7 @@ check "k2 SIGKILLed: reaped, restarted, boots again" \
 P2=$(vmf k2 .pid)
 check "no zombie children" 'until_true 10 no_zombies'
 
-kill -9 "$MPID"
-wait "$MPID" 2>/dev/null
+{ kill -9 "$MPID"; wait "$MPID"; } 2>/dev/null   # no "Killed" line from bash
 check "manager SIGKILLed and restarted" 'start_manager'
 check "k1, k2 re-adopted with their pids, still answering" \
 	'is k1 .pid $P1 && is k1 .adopted true && is k2 .pid $P2 && vm_api_running k1'

@@ -102,6 +102,12 @@ check "missing --api-sock -> exit 2" '[ $rc = 2 ]'
 # --- 20 VMs
 check "manager starts" 'start_manager'
 check "GET /" '[ "$CODE" = 200 ] && [ "$(jq -r .service <<<"$BODY")" = kiln-serve ]'
+timeout 10 "$KILN" serve --state-dir "$STATE" --api-sock "$T/other.sock" --vmm "$FAKE" >"$T/out" 2>&1
+rc=$?
+check "a second manager on the same state dir: refused" '[ $rc = 1 ] && grep -q "another kiln serve" "$T/out"'
+timeout 10 "$KILN" serve --state-dir "$T/other" --api-sock "$SOCK" --vmm "$FAKE" >"$T/out" 2>&1
+rc=$?
+check "a second manager on a live socket: refused" '[ $rc = 1 ] && grep -q "a server is listening" "$T/out"'
 declare -A POLICY ARGS PID
 for i in $(seq -w 1 20); do POLICY[vm$i]=never; ARGS[vm$i]=""; done
 for i in 11 12 13 14 17 18; do POLICY[vm$i]=on-failure; done
@@ -209,8 +215,7 @@ check "stop from a client that hung up: done all the same, manager fine" \
 check "delete h1, h2" 'api DELETE /vms/h1 && [ "$CODE" = 204 ] && api DELETE /vms/h2 && [ "$CODE" = 204 ]'
 
 # --- the manager dies (kill -9); VMs die and live meanwhile; a new manager re-adopts them
-kill -9 "$MPID"
-wait "$MPID" 2>/dev/null
+{ kill -9 "$MPID"; wait "$MPID"; } 2>/dev/null   # no "Killed" line from bash
 OLD_MPID=$MPID
 kill -9 "${PID[vm03]}" "${PID[vm13]}" "${PID[vm16]}"
 # A VM whose recorded pid now belongs to another process (pid reuse): never adopted, never signalled.
