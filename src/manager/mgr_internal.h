@@ -47,10 +47,26 @@ struct manager {
 	bool quit;
 };
 
-/* --- manager.c, for the HTTP layer --- */
+/* --- mgr_vm.c: the VMs --- */
 
 uint64_t mgr_now_ms(void);                      /* monotonic */
+char *mgr_path_join(const char *a, const char *b);   /* "a/b", malloc'd; NULL on ENOMEM */
 struct mgr_vm *mgr_find(struct manager *m, const char *id);
+struct mgr_vm *mgr_find_serial(struct manager *m, uint64_t serial);
+/* Forget a VM (its process, if any, is not touched: VMs outlive the manager). */
+void mgr_vm_free(struct manager *m, struct mgr_vm *vm);
+/* Signal the VM's process group (race-free: see docs/manager.md, Processes). */
+void mgr_vm_signal(struct mgr_vm *vm, int sig);
+/*
+ * The VM's process is gone (reaped, its pidfd fired, found dead at start, or
+ * its exec failed): record how, apply the restart policy, queue the answers
+ * of waiting requests; a VM being deleted is removed and freed.
+ */
+void mgr_vm_ended(struct manager *m, struct mgr_vm *vm, struct mgr_exit ex);
+/* The VM's restart backoff is over: spawn it again. */
+void mgr_vm_restart_due(struct manager *m, struct mgr_vm *vm);
+/* Read every STATE_DIR/vms/ID/state.json, re-adopt live VMs, mark dead ones, clean up leftovers. 0 or -1. */
+int mgr_load_vms(struct manager *m);
 /* GET /vms/{id}'s body. */
 struct json_t *mgr_vm_json(struct manager *m, const struct mgr_vm *vm);
 /* Create the VM's directory and start it. 0 and *out, or -1 with err (4xx/5xx); nothing left behind. */
