@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install what kiln needs on Debian 12: build tools and libraries; --test adds what the tests use.
 set -euo pipefail
-pkgs=(build-essential pkg-config libcmocka-dev libjansson-dev liburing-dev)
+pkgs=(build-essential pkg-config libcmocka-dev libjansson-dev liburing-dev libhttp-parser-dev)
 case "${1:-}" in
 --lab)	# QEMU + Debian's kernel: the KVM lab on hosts without /dev/kvm (docs/kvmlab.md).
 	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static) ;;
 --test)	# ... plus what the Linux guests are built from (docs/linux-guests.md).
 	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio xz-utils zstd lz4 bc bison flex
-	       libelf-dev libssl-dev linux-source-6.1 python3 clang) ;;
+	       libelf-dev libssl-dev linux-source-6.1 python3 clang curl jq) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

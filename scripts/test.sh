@@ -27,6 +27,12 @@ step "fuzz (libFuzzer, bounded: ${KILN_FUZZ_SECONDS:-30} s per target)"
 
 step "command line (bad input -> exit 2)"
 bash tests/run-cli.sh build/kiln || fail=1
+step "host manager: kiln serve with a fake VMM (docs/manager.md)"
+bash tests/manager/run.sh build/kiln || fail=1
+
+step "REST API without KVM: socket, faults, robustness, config file, kiln ctl (release, ASan+UBSan)"
+bash tests/api/run.sh build/kiln nokvm || fail=1
+bash tests/api/run.sh build-san/kiln nokvm || fail=1
 
 # Guest-level tests need /dev/kvm; without one they run in the KVM lab (docs/kvmlab.md).
 # Either way KVM is there, so a test that cannot reach it fails instead of skipping.
@@ -42,6 +48,8 @@ step "test guests under kiln (release)"
 "${lab[@]}" bash tests/run-guests.sh build/kiln || fail=1
 step "test guests under kiln (ASan+UBSan)"
 "${lab[@]}" bash tests/run-guests.sh build-san/kiln || fail=1
+step "host manager with real kiln children"
+"${lab[@]}" bash tests/manager/run.sh --kvm build/kiln || fail=1
 
 if [ "${KILN_SKIP_LINUX:-0}" != 1 ]; then
 	step "Linux guests"
@@ -49,6 +57,8 @@ if [ "${KILN_SKIP_LINUX:-0}" != 1 ]; then
 	bash scripts/build-test-kernel.sh >/dev/null || fail=1
 	bash scripts/mk-debian-guest.sh >/dev/null || fail=1
 	"${linuxlab[@]}" bash tests/linux/run.sh build/kiln || fail=1
+	step "REST API with KVM: boot, pause/resume, metrics, ctl, Ctrl-Alt-Del, config file"
+	"${linuxlab[@]}" bash tests/api/run.sh build/kiln kvm || fail=1
 fi
 
 echo

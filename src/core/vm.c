@@ -71,6 +71,7 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 	for (unsigned i = 0; i < vm->ncpus && vm->vcpus; i++)
 		if (vm->vcpus[i].run)
 			vcpu_kick(&vm->vcpus[i]);
+	vm_pause_wake(vm); /* parked vCPUs must see the stop too */
 }
 
 void vm_set_irq(struct vm *vm, unsigned gsi, int level)
@@ -211,6 +212,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->console_in_fd = vm->console_out_fd = -1;
 	atomic_init(&vm->stop_reason, VM_RUNNING);
 	pthread_mutex_init(&vm->lock, NULL);
+	vm_pause_init(vm);
 	bus_init(&vm->pio, "pio", 0xff);
 	bus_init(&vm->mmio, "mmio", 0x00);
 	ret = ioloop_init(&vm->io);
@@ -327,6 +329,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->signal_fd = vm->stop_efd = vm->vm_fd = vm->kvm_fd = -1;
+	pthread_cond_destroy(&vm->pause_cv);
 	pthread_mutex_destroy(&vm->lock);
 }
 
