@@ -275,8 +275,3 @@ void virtio_print_stats(struct virtio_dev *d, int fd)
 		d->ops->print_stats(d, fd);
 	pthread_mutex_unlock(&d->lock);
 }
-
-int virtio_add(struct vm *vm, struct virtio_dev *d)
-{
-	return vm->cfg.virtio_transport == VIRTIO_TRANSPORT_MMIO ? virtio_mmio_add(vm, d) : virtio_pci_add(vm, d);
-}
