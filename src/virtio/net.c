@@ -131,6 +131,13 @@ int net_rx_deliver(struct net_dev *nd, unsigned pair, uint8_t *pkt, size_t len)
 			return -E2BIG;
 		}
 		r = vq_pop(q, c);
+		/*
+		 * Out of buffers: ask for a kick when the driver adds some (with
+		 * EVENT_IDX, avail_event must move or the driver never kicks again,
+		 * §2.7.10); if some arrived meanwhile, take them now.
+		 */
+		if (r == -EAGAIN && vq_enable_notify(q))
+			r = vq_pop(q, c);
 		if (r == -EAGAIN) {
 			vq_unpop(q, n);
 			return -EAGAIN;
@@ -466,6 +473,9 @@ static void ctrl_kick(struct net_dev *nd)
 		uint8_t ack;
 		int r = vq_pop(q, c);
 
+		/* Drained: re-arm the kick (EVENT_IDX: avail_event, §2.7.10) and look once more. */
+		if (r == -EAGAIN && vq_enable_notify(q))
+			r = vq_pop(q, c);
 		if (r == -EAGAIN)
 			break;
 		if (r < 0) {
