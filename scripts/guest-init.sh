@@ -97,14 +97,15 @@ net)
 	echo "kiln-guest: net addr=$(ip -4 -o addr show eth0 | awk '{print $4}')"
 	if [ "${mds:-0}" = 1 ]; then
 		u=http://169.254.169.254
-		echo "kiln-guest: mds ec2-key=$(wget -q -T 10 -O - $u/latest/meta-data/public-keys/0/openssh-key)"
-		echo "kiln-guest: mds openstack=$(wget -q -T 10 -O - $u/openstack/latest/meta_data.json | tr -d '\n')"
+		# busybox 1.35's wget crashes with -T: bound it with timeout instead.
+		echo "kiln-guest: mds ec2-key=$(timeout 20 wget -q -O - $u/latest/meta-data/public-keys/0/openssh-key)"
+		echo "kiln-guest: mds openstack=$(timeout 20 wget -q -O - $u/openstack/latest/meta_data.json | tr -d '\n')"
 		# MMDS V2: a token from PUT (busybox wget cannot PUT: nc), then a GET that carries it.
 		tok=$( (printf 'PUT /latest/api/token HTTP/1.0\r\nX-metadata-token-ttl-seconds: 60\r\n\r\n'; sleep 3) |
 			nc -w 10 169.254.169.254 80 | tail -n 1)
-		echo "kiln-guest: mds v2-key=$(wget -q -T 10 --header "X-metadata-token: $tok" -O - \
+		echo "kiln-guest: mds v2-key=$(timeout 20 wget -q --header "X-metadata-token: $tok" -O - \
 			$u/latest/meta-data/public-keys/0/openssh-key)"
-		wget -q -T 10 -O /dev/null $u/latest/meta-data/instance-id && r=ok || r=refused
+		timeout 20 wget -q -O /dev/null $u/latest/meta-data/instance-id && r=ok || r=refused
 		echo "kiln-guest: mds no-token=$r"
 	fi
 	[ -n "${listen:-}" ] && { echo kiln-guest-hello | nc -l -p "$listen" >/dev/null & } &&
