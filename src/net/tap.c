@@ -257,8 +257,9 @@ static int tap_open_queue(const char *name, bool multi, char *msg, size_t msglen
 			snprintf(msg, msglen, "tap %s: busy (another process holds it, or it was made %s)", name,
 				 multi ? "without multi_queue" : "with multi_queue and needs queues=N");
 		else if (e == EINVAL)
-			snprintf(msg, msglen, "tap %s: not a tap device, or its flags do not match (%s)", name,
-				 strerror(e));
+			snprintf(msg, msglen, "tap %s: flags do not match: %s", name,
+				 multi ? "queues=N needs a tap made with multi_queue"
+				       : "a tap made with multi_queue needs queues=2 or more (or it is a tun, not a tap)");
 		else
 			snprintf(msg, msglen, "tap %s: %s", name, strerror(e));
 		close(fd);
