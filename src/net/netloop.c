@@ -67,6 +67,7 @@ static void *netloop_thread(void *arg)
 	/* Signals belong to the main thread (signalfd) and the vCPUs (kick), as on the I/O thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_setname_np(pthread_self(), "kiln-net");
 	while (!atomic_load(&l->stop)) {
 		/* At most a second asleep: libslirp's TCP timers want a regular look even when idle. */
 		int timeout = 1000, r;
