@@ -22,6 +22,8 @@ CFLAGS=(-std=gnu11 -O1 -g -fno-omit-frame-pointer
 # One line per target: name, then the kiln sources it links besides fuzz/NAME.c.
 TARGETS=(
 	"fuzz_virtqueue src/core/memory.c src/virtio/virtqueue.c"
+	"fuzz_blk src/core/memory.c src/virtio/virtqueue.c src/virtio/blk_req.c"
+	"fuzz_api src/api/api_route.c src/api/api_validate.c src/api/api_fault.c -ljansson"
 )
 
 mkdir -p build/fuzz

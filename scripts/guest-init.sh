@@ -5,6 +5,8 @@
 #   (none)            an interactive shell on the console; leaving it powers off
 #   kiln.test=1       print "kiln-guest: cpus=N" and power off (exit code 0)
 #   kiln.test=panic   crash the kernel through sysrq (pvpanic -> kiln exit 6)
+#   kiln.test=rng     list PCI functions, report the hw_random device and read
+#                     4 KiB from it ("kiln-guest: rng read=4096"), power off
 #   kiln.test=disk    the virtio checks of tests/linux/run.sh: on the ext4 disk
 #                     /dev/vda (the root fs, or mounted on /mnt) print the
 #                     sha256 of /known.bin, write /guest-wrote.txt with a fresh
@@ -44,6 +46,7 @@ for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	kiln.test=1) mode="test" ;;
 	kiln.test=panic) mode=panic ;;
+	kiln.test=rng) mode=rng ;;
 	kiln.test=disk) mode=disk ;;
 	kiln.test=net) mode=net ;;
 	kiln.dhcp=*) dhcp=${arg#*=} ;;
@@ -62,6 +65,18 @@ echo "kiln-guest: kernel=$kver present-cpus=$present uptime=$(cut -d' ' -f1 /pro
 case "$mode" in
 test)
 	echo "kiln-guest: test mode, powering off"
+	poweroff -f
+	;;
+rng)
+	for d in /sys/bus/pci/devices/*; do
+		[ -e "$d/vendor" ] && echo "kiln-guest: pci $(basename "$d") $(cat "$d/vendor"):$(cat "$d/device") msi_irqs=$(ls "$d/msi_irqs" 2>/dev/null | wc -l)"
+	done
+	rng=$(cat /sys/devices/virtual/misc/hw_random/rng_current 2>/dev/null)
+	echo "kiln-guest: rng=${rng:-none}"
+	# Bounded: a device that never answers must not hang the test.
+	n=$(timeout 30 dd if=/dev/hwrng bs=512 count=8 2>/dev/null | wc -c)
+	echo "kiln-guest: rng read=$n"
+	grep -i virtio /proc/interrupts
 	poweroff -f
 	;;
 disk)

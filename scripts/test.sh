@@ -31,6 +31,10 @@ bash tests/net/run.sh || fail=1
 step "command line (bad input -> exit 2)"
 bash tests/run-cli.sh build/kiln || fail=1
 
+step "REST API without KVM: socket, faults, robustness, config file, kiln ctl (release, ASan+UBSan)"
+bash tests/api/run.sh build/kiln nokvm || fail=1
+bash tests/api/run.sh build-san/kiln nokvm || fail=1
+
 # Guest-level tests need /dev/kvm; without one they run in the KVM lab (docs/kvmlab.md).
 # Either way KVM is there, so a test that cannot reach it fails instead of skipping.
 export KILN_REQUIRE_KVM=1
@@ -52,6 +56,8 @@ if [ "${KILN_SKIP_LINUX:-0}" != 1 ]; then
 	bash scripts/build-test-kernel.sh >/dev/null || fail=1
 	bash scripts/mk-debian-guest.sh >/dev/null || fail=1
 	"${linuxlab[@]}" bash tests/linux/run.sh build/kiln || fail=1
+	step "REST API with KVM: boot, pause/resume, metrics, ctl, Ctrl-Alt-Del, config file"
+	"${linuxlab[@]}" bash tests/api/run.sh build/kiln kvm || fail=1
 fi
 
 echo

@@ -340,6 +340,18 @@ int api_machine_config_patch(struct api_machine_config *cur,
 			     const struct api_machine_config *patch, struct api_err *err);
 
 /*
+ * Refuse what kiln cannot honour yet (smt, track_dirty_pages, a CPU template
+ * other than None) rather than ignore it: a client relying on it would be
+ * misled. 0 or -EINVAL (400).
+ */
+int api_machine_config_supported(const struct api_machine_config *mc, struct api_err *err);
+
+/* The OpenAPI spelling of an enum value ("2M", "Writeback", "Info", ...); "?" if out of range. */
+enum api_enum { API_ENUM_CPU_TEMPLATE, API_ENUM_HUGE_PAGES, API_ENUM_CACHE_TYPE, API_ENUM_IO_ENGINE,
+		API_ENUM_LOG_LEVEL, API_ENUM_ACTION, API_ENUM_VM_STATE };
+const char *api_enum_str(enum api_enum e, unsigned v);
+
+/*
  * Map a validated BootSource and MachineConfiguration (NULL: the defaults,
  * 1 vCPU and 128 MiB) onto cfg's kernel_path, initrd_path, cmdline, ncpus,
  * mem_bytes and backing. The strings are borrowed from bs: cfg is valid until

@@ -1000,6 +1000,27 @@ int api_machine_config_patch(struct api_machine_config *cur,
 	return 0;
 }
 
+int api_machine_config_supported(const struct api_machine_config *mc, struct api_err *err)
+{
+	/* Refused rather than silently ignored: a client relying on them would be misled. */
+	if (mc->smt) {
+		api_err_set(err, 400, "MachineConfiguration.smt: kiln does not support SMT "
+			    "topologies yet.");
+		return -EINVAL;
+	}
+	if (mc->track_dirty_pages) {
+		api_err_set(err, 400, "MachineConfiguration.track_dirty_pages: kiln does not "
+			    "support dirty page tracking (diff snapshots) yet.");
+		return -EINVAL;
+	}
+	if (mc->cpu_template != API_CPU_TEMPLATE_NONE) {
+		api_err_set(err, 400, "MachineConfiguration.cpu_template: kiln supports only "
+			    "\"None\".");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int api_apply_config(const struct api_boot_source *bs, const struct api_machine_config *mc,
 		     struct vm_config *cfg, struct api_err *err)
 {
@@ -1025,22 +1046,9 @@ int api_apply_config(const struct api_boot_source *bs, const struct api_machine_
 	ret = check_machine(mc, err);
 	if (ret)
 		return ret;
-	/* Refused rather than silently ignored: a client relying on them would be misled. */
-	if (mc->smt) {
-		api_err_set(err, 400, "MachineConfiguration.smt: kiln does not support SMT "
-			    "topologies yet.");
-		return -EINVAL;
-	}
-	if (mc->track_dirty_pages) {
-		api_err_set(err, 400, "MachineConfiguration.track_dirty_pages: kiln does not "
-			    "support dirty page tracking (diff snapshots) yet.");
-		return -EINVAL;
-	}
-	if (mc->cpu_template != API_CPU_TEMPLATE_NONE) {
-		api_err_set(err, 400, "MachineConfiguration.cpu_template: kiln supports only "
-			    "\"None\".");
-		return -EINVAL;
-	}
+	ret = api_machine_config_supported(mc, err);
+	if (ret)
+		return ret;
 	switch (mc->huge_pages) {
 	case API_HUGE_PAGES_NONE:
 		backing = MEM_BACKING_MEMFD;
@@ -1062,4 +1070,21 @@ int api_apply_config(const struct api_boot_source *bs, const struct api_machine_
 	cfg->mem_bytes = mc->mem_size_mib << 20;   /* <= 1 TiB: no overflow */
 	cfg->backing = backing;
 	return 0;
+}
+
+const char *api_enum_str(enum api_enum e, unsigned v)
+{
+	static const struct { const char *const *names; unsigned n; } t[] = {
+		[API_ENUM_CPU_TEMPLATE] = { cpu_template_names, NELEM(cpu_template_names) },
+		[API_ENUM_HUGE_PAGES]   = { huge_pages_names, NELEM(huge_pages_names) },
+		[API_ENUM_CACHE_TYPE]   = { cache_type_names, NELEM(cache_type_names) },
+		[API_ENUM_IO_ENGINE]    = { io_engine_names, NELEM(io_engine_names) },
+		[API_ENUM_LOG_LEVEL]    = { log_level_names, NELEM(log_level_names) },
+		[API_ENUM_ACTION]       = { action_names, NELEM(action_names) },
+		[API_ENUM_VM_STATE]     = { vm_state_names, NELEM(vm_state_names) },
+	};
+
+	if ((unsigned)e >= NELEM(t) || v >= t[e].n)
+		return "?";
+	return t[e].names[v];
 }

@@ -1,4 +1,4 @@
-/* kiln's entry point: `kiln run ...` parses options, checks the inputs, creates, loads and runs the VM. */
+/* kiln's entry point: `kiln run ...` parses options, checks the inputs, creates, loads and runs the VM; `kiln ctl` is the API client. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -7,6 +7,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include "cli/options.h"
+#include "cli/ctl.h"
+#include "api/api_run.h"
 #include "core/vm.h"
 #include "core/loader.h"
 #include "core/log.h"
@@ -83,6 +85,8 @@ int main(int argc, char **argv)
 		printf("kiln %s\n", KILN_VERSION);
 		return 0;
 	}
+	if (!strcmp(argv[1], "ctl"))
+		return ctl_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "run")) {
 		fprintf(stderr, "kiln: unknown command '%s' (see kiln --help)\n", argv[1]);
 		return KILN_EXIT_USAGE;
@@ -102,6 +106,9 @@ int main(int argc, char **argv)
 	log_set_level(cfg.verbose >= 2 ? LOG_DEBUG : cfg.verbose == 1 ? LOG_INFO : LOG_WARN);
 	/* A console reader that goes away (kiln ... | head) must cost output, not the VM. */
 	signal(SIGPIPE, SIG_IGN);
+	/* The control plane: an API socket and/or a config file (docs/api.md). */
+	if (cfg.api_sock || cfg.config_file)
+		return api_run(&cfg, check_inputs);
 	if (check_inputs(&cfg) < 0)
 		return KILN_EXIT_USAGE;
 

@@ -9,6 +9,9 @@
 
 const char cli_usage[] =
 "usage: kiln run --kernel PATH [options]\n"
+"       kiln run --api-sock PATH [options]      (configure and start over the REST API)\n"
+"       kiln run --config-file FILE [--api-sock PATH | --no-api] [options]\n"
+"       kiln ctl --api-sock PATH VERB [ARGS]     (kiln ctl --help for the verbs)\n"
 "       kiln --help | --version\n"
 "\n"
 "Boot a guest kernel in a KVM virtual machine.\n"
@@ -55,6 +58,16 @@ const char cli_usage[] =
 "                       /dev/kvm is kvm_pvm), on, off (docs/compat-pvm.md)\n"
 "  --symbols PATH       the kernel's System.map, to name functions in compat-layer\n"
 "                       diagnostics (default: System.map next to --kernel, if any)\n"
+"  --api-sock PATH      serve Firecracker's REST API (HTTP/1.1, JSON) on a Unix socket\n"
+"                       created at PATH (mode 0600; a stale socket file is replaced,\n"
+"                       removed at exit). Without --kernel or --config-file kiln waits\n"
+"                       for PUT /boot-source, /machine-config, /drives/ID ... and\n"
+"                       PUT /actions {\"action_type\":\"InstanceStart\"} (docs/api.md)\n"
+"  --config-file FILE   boot from a JSON file shaped like GET /vm/config (boot-source,\n"
+"                       machine-config, drives, logger, metrics, entropy); not with --kernel\n"
+"  --no-api             no API server (the default without --api-sock; needs --config-file\n"
+"                       or --kernel)\n"
+"  --id ID              instance id for GET / and logs (default anonymous-instance)\n"
 "  --stats              print per-vCPU exit counters and device counters at exit\n"
 "  -v, --verbose        more messages on stderr (repeat for debug)\n"
 "  -h, --help           this text\n"
@@ -84,7 +97,22 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_BACKING, OPT_CONSOLE,
        OPT_COMPAT, OPT_STATS, OPT_VERSION, OPT_SYMBOLS, OPT_DISK, OPT_RNG, OPT_TRANSPORT,
-       OPT_NET, OPT_METADATA, OPT_SSH_KEY, OPT_METADATA_VERSION };
+       OPT_NET, OPT_METADATA, OPT_SSH_KEY, OPT_METADATA_VERSION,
+       OPT_API_SOCK, OPT_CONFIG_FILE, OPT_NO_API, OPT_ID };
+
+/* --id: Firecracker's instance id rule, [A-Za-z0-9-]{1,64}. */
+static bool valid_instance_id(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n < 1 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+		      (id[i] >= '0' && id[i] <= '9') || id[i] == '-'))
+			return false;
+	return true;
+}
 
 /* One --console word: a backend or a device. 0 or -1. */
 static int parse_console_word(char *w, struct vm_config *cfg)
@@ -288,6 +316,10 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 		{ "metadata", required_argument, NULL, OPT_METADATA },
 		{ "metadata-version", required_argument, NULL, OPT_METADATA_VERSION },
 		{ "ssh-key", required_argument, NULL, OPT_SSH_KEY },
+		{ "api-sock", required_argument, NULL, OPT_API_SOCK },
+		{ "config-file", required_argument, NULL, OPT_CONFIG_FILE },
+		{ "no-api", no_argument, NULL, OPT_NO_API },
+		{ "id", required_argument, NULL, OPT_ID },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -400,6 +432,22 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 				return -1;
 			}
 			break;
+		case OPT_API_SOCK:
+			if (!optarg[0]) {
+				snprintf(msg, msglen, "--api-sock needs a path");
+				return -1;
+			}
+			cfg->api_sock = optarg;
+			break;
+		case OPT_CONFIG_FILE: cfg->config_file = optarg; break;
+		case OPT_NO_API: cfg->no_api = true; break;
+		case OPT_ID:
+			if (!valid_instance_id(optarg)) {
+				snprintf(msg, msglen, "--id '%s': expected 1 to 64 letters, digits or '-'", optarg);
+				return -1;
+			}
+			cfg->instance_id = optarg;
+			break;
 		case OPT_STATS: cfg->stats = true; break;
 		case OPT_SYMBOLS: cfg->symbols_path = optarg; break;
 		case 'v': cfg->verbose++; break;
@@ -417,8 +465,20 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 		snprintf(msg, msglen, "unexpected argument '%s' (see kiln --help)", argv[optind]);
 		return -1;
 	}
-	if (!cfg->kernel_path) {
-		snprintf(msg, msglen, "--kernel PATH is required (see kiln --help)");
+	if (cfg->no_api && cfg->api_sock) {
+		snprintf(msg, msglen, "--no-api and --api-sock exclude each other");
+		return -1;
+	}
+	if (cfg->config_file && cfg->kernel_path) {
+		snprintf(msg, msglen, "--config-file and --kernel exclude each other (the file has a boot-source)");
+		return -1;
+	}
+	if (cfg->no_api && !cfg->config_file && !cfg->kernel_path) {
+		snprintf(msg, msglen, "--no-api needs --config-file (or --kernel)");
+		return -1;
+	}
+	if (!cfg->kernel_path && !cfg->config_file && !cfg->api_sock) {
+		snprintf(msg, msglen, "--kernel PATH is required, or --api-sock PATH / --config-file FILE (see kiln --help)");
 		return -1;
 	}
 	return 0;

@@ -52,6 +52,9 @@ static char *cmdline_extra(const struct vm *vm, const char *user)
 	s[0] = 0;
 	if (compat && *compat)
 		n += (size_t)snprintf(s + n, cap - n, "%s", compat);
+	/* No host bridge (virtio-mmio): spare Linux the probe and its "PCI: Fatal" line. */
+	if (!vm->pci && !(user && strstr(user, "pci=")))
+		n += (size_t)snprintf(s + n, cap - n, "%spci=off", n ? " " : "");
 	if (user && strstr(user, "acpi=off")) {
 		for (unsigned i = 0; i < vm->nvirtio_mmio; i++)
 			n += (size_t)snprintf(s + n, cap - n, "%svirtio_mmio.device=%uK@0x%llx:%u", n ? " " : "",

@@ -188,9 +188,13 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	while (atomic_load(&vm->stop_reason) == VM_RUNNING) {
-		int ret = ioctl(v->fd, KVM_RUN, 0);
-		int stop;
+		int ret, stop;
 
+		if (atomic_load(&vm->pause_req)) {
+			vm_vcpu_park(vm); /* PATCH /vm Paused: between exits, never inside KVM_RUN */
+			continue;
+		}
+		ret = ioctl(v->fd, KVM_RUN, 0);
 		if (ret < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);

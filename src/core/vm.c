@@ -18,6 +18,7 @@
 #include "arch/x86/cpu.h"
 #include "compat/pvm.h"
 #include "devices/uart.h"
+#include "virtio/console.h"
 
 /* Bounds of the device registry the linker builds from DEVICE_REGISTER(). */
 extern const struct device_desc __start_kiln_devices[];
@@ -70,6 +71,7 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 	for (unsigned i = 0; i < vm->ncpus && vm->vcpus; i++)
 		if (vm->vcpus[i].run)
 			vcpu_kick(&vm->vcpus[i]);
+	vm_pause_wake(vm); /* parked vCPUs must see the stop too */
 }
 
 void vm_set_irq(struct vm *vm, unsigned gsi, int level)
@@ -210,6 +212,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->console_in_fd = vm->console_out_fd = -1;
 	atomic_init(&vm->stop_reason, VM_RUNNING);
 	pthread_mutex_init(&vm->lock, NULL);
+	vm_pause_init(vm);
 	bus_init(&vm->pio, "pio", 0xff);
 	bus_init(&vm->mmio, "mmio", 0x00);
 	ret = ioloop_init(&vm->io);
@@ -326,17 +329,31 @@ void vm_destroy(struct vm *vm)
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->signal_fd = vm->stop_efd = vm->vm_fd = vm->kvm_fd = -1;
+	pthread_cond_destroy(&vm->pause_cv);
 	pthread_mutex_destroy(&vm->lock);
 }
 
-/* Hand pending typed bytes to the UART as far as its FIFO has room. */
+/* The device typed bytes go to: virtio-console (hvc0) when chosen, else the UART; false if neither exists. */
+static bool console_sink(struct vm *vm)
+{
+	return vm->cfg.console_dev == CONSOLE_DEV_VIRTIO ? vm->vcon != NULL : vm->uart != NULL;
+}
+
+/* Hand pending typed bytes to the console device as far as it has room. */
 static void console_flush(struct vm *vm)
 {
-	size_t n = MIN(vm->console_npending, uart_rx_space(vm->uart));
+	bool vcon = vm->cfg.console_dev == CONSOLE_DEV_VIRTIO;
+	size_t n;
 
+	if (!console_sink(vm))
+		return;
+	n = MIN(vm->console_npending, vcon ? vcon_rx_space(vm->vcon) : uart_rx_space(vm->uart));
 	if (n == 0)
 		return;
-	uart_receive(vm->uart, vm->console_pending, n);
+	if (vcon)
+		vcon_receive(vm->vcon, vm->console_pending, n);
+	else
+		uart_receive(vm->uart, vm->console_pending, n);
 	memmove(vm->console_pending, vm->console_pending + n, vm->console_npending - n);
 	vm->console_npending -= n;
 }
@@ -419,8 +436,8 @@ int vm_run(struct vm *vm)
 			{ .fd = vm->signal_fd, .events = POLLIN },
 			{ .fd = vm->console_in_fd, .events = POLLIN },
 		};
-		nfds_t n = (vm->console_in_fd >= 0 && vm->uart) ? 3 : 2;
-		/* While typed bytes wait for UART room, look again every 20 ms. */
+		nfds_t n = (vm->console_in_fd >= 0 && console_sink(vm)) ? 3 : 2;
+		/* While typed bytes wait for room in the console device, look again every 20 ms. */
 		int r = poll(p, n, vm->console_npending ? 20 : -1);
 
 		if (r < 0 && errno != EINTR) {
@@ -462,7 +479,7 @@ int vm_run(struct vm *vm)
 			(unsigned long long)atomic_load(&vm->mmio.unclaimed_reads),
 			(unsigned long long)atomic_load(&vm->mmio.unclaimed_writes));
 		if (vm->console_dropped)
-			dprintf(STDERR_FILENO, "console: %llu typed bytes dropped (the guest did not read its UART)\n",
+			dprintf(STDERR_FILENO, "console: %llu typed bytes dropped (the guest did not read its console)\n",
 				(unsigned long long)vm->console_dropped);
 		for (unsigned i = 0; i < vm->ndevices; i++)
 			if (vm->devices[i].print_stats)

@@ -64,6 +64,11 @@ struct vm_config {
 	const char *console_path;  /* CONSOLE_FILE */
 	bool stats;                /* print per-vCPU exit counters at exit */
 	int verbose;               /* -v count */
+	/* The control plane (src/api/); NULL / false when unused. */
+	const char *api_sock;      /* --api-sock: serve the REST API on this Unix socket */
+	const char *config_file;   /* --config-file: boot from a FullVmConfiguration JSON file */
+	const char *instance_id;   /* --id (NULL: "anonymous-instance") */
+	bool no_api;               /* --no-api */
 	int compat;                /* -1 auto (detect kvm_pvm), 0 off, 1 force on */
 	enum console_device console_dev;
 	enum virtio_transport_kind virtio_transport;
@@ -143,6 +148,11 @@ struct vm {
 	int stop_efd;               /* eventfd, readable once a stop was requested */
 	unsigned running_vcpus;
 
+	/* Pause protocol (PATCH /vm, core/pause.c): while pause_req is set, vCPUs park between KVM_RUNs. */
+	_Atomic bool pause_req;
+	pthread_cond_t pause_cv;    /* with lock: parked vCPUs wait for resume, vm_pause() for them to park */
+	unsigned parked_vcpus;      /* under lock */
+
 	/* Console: input fd (-1 if none), output fd (-1 for --console none). */
 	int console_in_fd;
 	int console_out_fd;
@@ -175,6 +185,21 @@ void vm_set_irq(struct vm *vm, unsigned gsi, int level);
 
 /* Ask every vCPU to stop; the first reason wins. Safe from any thread. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
+
+/* Set up the pause state (vm_create does; pause_cv waits on CLOCK_MONOTONIC). */
+void vm_pause_init(struct vm *vm);
+/*
+ * Pause all vCPUs: kick each out of KVM_RUN and wait until every one is parked
+ * (guest time is not stopped: kvmclock keeps running, as in Firecracker).
+ * Any thread but a vCPU's. 0; -ETIMEDOUT after timeout_ms (the VM runs on);
+ * -ESRCH if the VM is stopping. vm_resume() lets them run again.
+ */
+int vm_pause(struct vm *vm, unsigned timeout_ms);
+void vm_resume(struct vm *vm);
+/* A vCPU thread saw pause_req: wait, parked, until resumed or stopped. */
+void vm_vcpu_park(struct vm *vm);
+/* Wake parked vCPUs and waiting pausers to re-check the stop reason (vm_request_stop calls it). */
+void vm_pause_wake(struct vm *vm);
 
 /* Hand a device to the VM; it is destroyed with the VM. 0 or -ENOSPC. */
 int vm_add_device(struct vm *vm, const struct vm_device *dev);

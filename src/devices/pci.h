@@ -32,6 +32,7 @@ struct vm;
 #define PCI_COMMAND_IO     0x1
 #define PCI_COMMAND_MEMORY 0x2
 #define PCI_COMMAND_MASTER 0x4
+#define PCI_COMMAND_SERR   0x100
 #define PCI_COMMAND_INTX_DISABLE 0x400
 #define PCI_STATUS_CAP_LIST 0x10
 
@@ -57,24 +58,30 @@ struct pci_dev {
 	const char *name;
 	unsigned slot;            /* set by pci_add_device */
 	uint8_t cfg[PCI_CFG_SIZE];
-	uint8_t wmask[PCI_CFG_SIZE];   /* bits the guest may write (BARs and COMMAND handled apart) */
+	/*
+	 * Bits the guest may write. BAR dwords get ~(size-1) here, so sizing
+	 * (write all-ones, read back the mask) falls out of the same rule; after
+	 * every write the bus re-reads BAR addresses and the COMMAND decode bit.
+	 */
+	uint8_t wmask[PCI_CFG_SIZE];
 	uint16_t next_cap;        /* where pci_add_cap puts the next capability */
 	struct pci_bar bar[PCI_NUM_BARS];
 	/*
 	 * After the guest wrote [off, off+len) of config space (the bytes
 	 * already stored through wmask). For capabilities with side effects
-	 * (MSI-X enable/mask). May be NULL. vCPU thread.
+	 * (MSI-X enable/mask). May be NULL. vCPU thread, bus lock held (a
+	 * hook may take its device's lock: the bus lock always comes first).
 	 */
 	void (*cfg_write)(struct pci_dev *d, uint32_t off, uint32_t len);
 	/*
 	 * Before a config read of [off, off+len): refresh cfg[] (e.g. the virtio
-	 * PCI config-access window). May be NULL.
+	 * PCI config-access window). May be NULL. Bus lock held.
 	 */
 	void (*cfg_read)(struct pci_dev *d, uint32_t off, uint32_t len);
 	/*
 	 * A BAR's guest address or the memory-decode bit changed: `mapped` says
 	 * whether the BAR now decodes at bar[i].addr. Transports move their
-	 * ioeventfds here. May be NULL.
+	 * ioeventfds here. May be NULL. Bus lock held.
 	 */
 	void (*bar_remap)(struct pci_dev *d, int i, bool mapped);
 	void *opaque;
@@ -93,7 +100,25 @@ struct pci_bus {
 	struct pci_dev *devs[PCI_MAX_SLOTS];
 	uint32_t next_bar;        /* allocator in the BAR window */
 	uint64_t bad_accesses;    /* misaligned/oversized config accesses, for --stats */
+	uint64_t cfg_pio;         /* config accesses through 0xCFC-0xCFF */
+	uint64_t cfg_ecam;        /* config accesses through ECAM */
+	uint64_t window_misses;   /* BAR-window accesses no decoding BAR took */
 };
+
+/* Vendor/device of the host bridge at 00:00.0 (Intel's Q35 MCH: every OS knows it). */
+#define PCI_HOST_VENDOR 0x8086
+#define PCI_HOST_DEVICE 0x29c0
+#define PCI_CLASS_HOST_BRIDGE 0x060000
+
+/*
+ * The host bridge's DEVICE_REGISTER init: creates vm->pci (only when the
+ * virtio transport is PCI), claims 0xCF8-0xCFF, ECAM and the BAR window.
+ * Exposed for unit tests. 0 or -errno.
+ */
+int __must_check pci_host_init(struct vm *vm);
+
+/* True when BAR i of d currently decodes (memory decode on, inside the window). Caller holds the bus lock. */
+bool pci_bar_decodes(const struct pci_dev *d, int i);
 
 /* Set up d's header: IDs, class, subsystem. Zeroes everything else. */
 void pci_dev_init(struct pci_dev *d, const char *name, uint16_t vendor, uint16_t device, uint32_t class_code,
@@ -105,14 +130,24 @@ int __must_check pci_dev_set_bar(struct pci_dev *d, int i, uint32_t size, bus_io
 /*
  * Append a capability: `body` is the capability without its ID and next
  * bytes (len bytes, copied to offset+2). Returns the capability's offset in
- * config space, or -ENOSPC. `writable` marks body bytes the guest may write.
+ * config space, or -ENOSPC. `writable` (len bytes, or NULL: read-only) is
+ * the write mask of each body byte. Capabilities live in the 256-byte
+ * conventional space, chained from PCI_CAPABILITY_LIST (PCI 3.0 §6.7).
  */
 int pci_add_cap(struct pci_dev *d, uint8_t cap_id, const void *body, uint8_t len, const uint8_t *writable);
 
-/* Put d on bus 0: slot, BAR addresses from the window. 0, -ENOSPC, -ENODEV (no bus). */
+/*
+ * Put d on bus 0: first free slot, BAR addresses from the window, memory
+ * decode on (as firmware leaves it; bar_remap is called for each BAR).
+ * 0, -ENOSPC (no slot or window space), -ENODEV (no bus).
+ */
 int __must_check pci_add_device(struct vm *vm, struct pci_dev *d);
 
-/* Config access as the guest does it (unit tests drive these). */
+/*
+ * Config access as the guest does it (unit tests drive these): len 1, 2 or 4,
+ * naturally aligned, else counted as bad and reads all-ones. A missing device
+ * or function reads all-ones (PCI 3.0 §6.1: master abort), writes are dropped.
+ */
 void pci_cfg_access(struct pci_bus *b, unsigned slot, unsigned fn, uint32_t off, uint8_t *data, uint32_t len,
 		    bool is_write);
 

@@ -28,7 +28,11 @@ static void kick_ready(void *opaque, uint32_t events)
 static void reset_locked(struct virtio_dev *d)
 {
 	for (unsigned q = 0; q < d->nqueues; q++) {
+		/* Counters are the device's lifetime totals (--stats), not per reset cycle. */
+		struct vq_stats keep = d->vq[q].stats;
+
 		vq_reset(&d->vq[q]);
+		d->vq[q].stats = keep;
 		d->qcfg[q] = (struct virtio_queue_cfg){ .size = d->queue_max, .msix_vector = VIRTIO_MSI_NO_VECTOR };
 	}
 	d->guest_features = 0;
@@ -98,9 +102,10 @@ void virtio_dev_destroy(struct virtio_dev *d)
 			d->kick_fd[q] = -1;
 		}
 	}
+	pthread_mutex_destroy(&d->lock);
+	/* Last: the device may free d itself (it is often embedded in the device's state). */
 	if (d->ops && d->ops->destroy)
 		d->ops->destroy(d);
-	pthread_mutex_destroy(&d->lock);
 }
 
 uint32_t virtio_read_host_features(struct virtio_dev *d)
@@ -186,6 +191,12 @@ int virtio_queue_enable(struct virtio_dev *d, unsigned q)
 	if (q >= d->nqueues)
 		return -EINVAL;
 	c = &d->qcfg[q];
+	/* §4.1.4.3 / §4.2.2: the driver may shrink a queue below the device's maximum, never grow it. */
+	if (c->size > d->queue_max) {
+		snprintf(why, sizeof(why), "queue %u: size %u above the maximum %u", q, c->size, d->queue_max);
+		virtio_fail(d, why);
+		return -EINVAL;
+	}
 	if (vq_configure(&d->vq[q], &d->vm->mem, c->size, c->desc, c->avail, c->used, d->guest_features) < 0) {
 		snprintf(why, sizeof(why), "queue %u: size %u or ring addresses invalid", q, c->size);
 		virtio_fail(d, why);

@@ -60,7 +60,10 @@ struct virtio_dev_ops {
 	void (*queue_notify)(struct virtio_dev *d, unsigned q);
 	/* The driver reset the device: forget in-flight work. May be NULL. */
 	void (*reset)(struct virtio_dev *d);
-	/* VM teardown: free priv (d->lock not held; the I/O thread has stopped). */
+	/*
+	 * VM teardown: free priv, and d too if the device embeds it (called
+	 * last, d->lock already destroyed; the I/O thread has stopped).
+	 */
 	void (*destroy)(struct virtio_dev *d);
 	/* --stats: one line of device counters. May be NULL. */
 	void (*print_stats)(struct virtio_dev *d, int fd);
@@ -118,7 +121,7 @@ struct virtio_dev {
 int __must_check virtio_dev_init(struct virtio_dev *d, struct vm *vm, const char *name, uint16_t device_id,
 				 uint64_t features, unsigned nqueues, uint16_t queue_max,
 				 const struct virtio_dev_ops *ops, void *priv);
-/* Undo virtio_dev_init and call ops->destroy. */
+/* Undo virtio_dev_init, then call ops->destroy last (it may free d). */
 void virtio_dev_destroy(struct virtio_dev *d);
 
 /*
@@ -158,7 +161,8 @@ void virtio_print_stats(struct virtio_dev *d, int fd);
 
 /*
  * Transports. Both take an initialised d and make it visible to the guest;
- * the VM owns it afterwards (destroyed at teardown).
+ * the VM owns it afterwards (virtio_dev_destroy at teardown). On error
+ * nothing stays registered and the caller still owns d (virtio_dev_destroy it).
  */
 int __must_check virtio_pci_add(struct vm *vm, struct virtio_dev *d);
 int __must_check virtio_mmio_add(struct vm *vm, struct virtio_dev *d);

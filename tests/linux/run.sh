@@ -19,6 +19,12 @@
 #   blk-mmio    the same over virtio-mmio (announced in the DSDT)
 #   debian-blk  Debian's cloud kernel, its virtio_pci/virtio_blk/virtio-rng
 #               modules loaded from the initramfs, the disk mounted on /mnt
+#   mmio    the test kernel with acpi=off, its console on hvc0: virtio-console
+#           over virtio-mmio (announced by virtio_mmio.device=). Shell input
+#           comes through kiln's stdin; the guest prints "kiln-guest: cpus=1"
+#           and the shell computes a line; then a sysrq crash, since without
+#           ACPI Linux can neither power off nor find pvpanic: panic=-1 and
+#           reboot=k end kiln with 4 (guest reset)
 #   net-user    the test kernel on --net user: ip=dhcp gets 10.0.2.15 from
 #               kiln's libslirp DHCP (the kernel's IP-Config line), the guest
 #               reads its --ssh-key key from the metadata service's EC2,
@@ -49,7 +55,7 @@ if [ -z "$KILN" ] || [ ! -x "$KILN" ]; then
 	exit 2
 fi
 KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-CASES=${KILN_LINUX_TESTS:-tiny bzimage debian panic blk-pci blk-mmio debian-blk net-user net-tap}
+CASES=${KILN_LINUX_TESTS:-tiny bzimage debian panic blk-pci blk-mmio mmio debian-blk net-user net-tap}
 T_TINY=${KILN_LINUX_TIMEOUT_TINY:-300}
 T_DEBIAN=${KILN_LINUX_TIMEOUT_DEBIAN:-1500}
 CMDLINE_BASE="console=ttyS0 reboot=k panic=-1"
@@ -71,7 +77,7 @@ pass=0 fail=0 skip=0
 # Guest images, built or taken from the cache (each prints its directory).
 want() { [[ " $CASES " == *" $1 "* ]]; }
 TK='' DG=''
-if want tiny || want panic || want bzimage || want blk-pci || want blk-mmio || want net-user || want net-tap; then
+if want tiny || want panic || want bzimage || want blk-pci || want blk-mmio || want mmio || want net-user || want net-tap; then
 	echo "linux: test kernel: scripts/build-test-kernel.sh (minutes on a cold cache)"
 	TK=$("$ROOT/scripts/build-test-kernel.sh" 2>"$LOGS/build-test-kernel.log" | tail -1) || TK=
 	[ -n "$TK" ] && [ -f "$TK/vmlinux" ] || { TK=; echo "linux: test kernel build failed: $LOGS/build-test-kernel.log"; }
@@ -120,7 +126,7 @@ make_disk() { # IMG
 	(cd "$tree" && cpio -idm --quiet <"$DG/initramfs.cpio") || return 1
 	head -c 1048576 /dev/urandom >"$tree/known.bin"
 	sha256sum "$tree/known.bin" | cut -d' ' -f1 >"$img.sha256"
-	PATH=$PATH:/sbin:/usr/sbin mkfs.ext4 -q -F -L kiln-root -d "$tree" "$img" 64M || return 1
+	PATH=$PATH:/sbin:/usr/sbin mkfs.ext4 -q -F -L kiln-root -d "$tree" "$img" 64M >/dev/null || return 1
 	rm -rf "$tree"
 }
 
@@ -180,6 +186,37 @@ run_disk_case() {
 }
 
 skip_case() { skip=$((skip + 1)); echo "SKIP linux/$1: $2"; }
+
+# mmio: hvc0 over virtio-mmio, output and input. The shell line's result
+# ("42kiln-hvc-input") only exists if the guest read and ran what kiln fed it.
+run_mmio() {
+	local con="$LOGS/mmio.console" err="$LOGS/mmio.stderr" code why=
+	printf 'echo 1 > /proc/sys/kernel/sysrq\necho $((6*7))kiln-hvc-input\necho c > /proc/sysrq-trigger\n' |
+		timeout -k 10 "$T_TINY" "$KILN" run --kernel "$TK/vmlinux" --initrd "$DG/initramfs.cpio" \
+		--cmdline "console=hvc0 reboot=k panic=-1 acpi=off" --memory 256 \
+		--virtio-transport mmio --console virtio,stdio --stats >"$con" 2>"$err"
+	code=$?
+	if [ "$code" -eq 124 ] || [ "$code" -eq 137 ]; then
+		why="timed out after ${T_TINY}s"
+	elif [ "$code" -ne 4 ]; then
+		why="exit code $code, want 4"
+	elif ! grep -q '^kiln-guest: cpus=1' "$con"; then
+		why="no 'kiln-guest: cpus=1' on hvc0"
+	elif ! grep -q '^42kiln-hvc-input' "$con"; then
+		why="the shell did not run the input line"
+	elif ! grep -q 'virtio-console: virtio-mmio @0xf0000000 irq 5' "$err"; then
+		why="kiln did not report the virtio-mmio console"
+	fi
+	if [ -z "$why" ]; then
+		pass=$((pass + 1))
+		echo "PASS linux/mmio"
+	else
+		fail=$((fail + 1))
+		echo "FAIL linux/mmio: $why"
+		tail -n 25 "$con" 2>/dev/null | sed 's/^/  | /'
+		tail -n 15 "$err" 2>/dev/null | sed 's/^/  | /'
+	fi
+}
 
 NET_KEY="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKilnLinuxNetTestKey linux@kiln"
 
@@ -264,11 +301,13 @@ net_judge_tap() {
 
 for c in $CASES; do
 	case "$c" in
-	tiny|panic|bzimage)
+	tiny|panic|bzimage|mmio)
 		if [ -z "$TK" ] || [ -z "$DG" ]; then
 			fail=$((fail + 1)); echo "FAIL linux/$c: guest images missing (see above)"; continue
 		fi
-		if [ "$c" = tiny ]; then
+		if [ "$c" = mmio ]; then
+			run_mmio
+		elif [ "$c" = tiny ]; then
 			run_case tiny "$TK/vmlinux" "$T_TINY" "kiln.test=1" 0 "kiln-guest: cpus=2"
 		elif [ "$c" = bzimage ]; then
 			run_case bzimage "$TK/bzImage" "$T_TINY" "kiln.test=1" 0 "kiln-guest: cpus=2"

@@ -50,7 +50,8 @@ void stub_vm_init(struct vm *vm, uint64_t ram)
 void stub_vm_fini(struct vm *vm)
 {
 	struct stub_table *t = stub_table();
-	for (unsigned i = 0; i < vm->ndevices; i++)
+	/* Newest first, as vm_destroy() does: a device may depend on one registered before it (PCI bus). */
+	for (unsigned i = vm->ndevices; i-- > 0;)
 		if (vm->devices[i].destroy)
 			vm->devices[i].destroy(vm->devices[i].state);
 	vm->ndevices = 0;
@@ -86,4 +87,15 @@ int vm_add_device(struct vm *vm, const struct vm_device *dev)
 		return -ENOSPC;
 	vm->devices[vm->ndevices++] = *dev;
 	return 0;
+}
+
+unsigned stub_vm_irq_pulses(struct vm *vm, unsigned gsi)
+{
+	struct stub_vm_log *l = stub_vm_log(vm);
+	unsigned n = 0, logged = MIN(l->nirq, (unsigned)STUB_MAX_IRQ_EVENTS);
+
+	for (unsigned i = 0; i + 1 < logged; i++)
+		if (l->irq[i].gsi == gsi && l->irq[i].level && l->irq[i + 1].gsi == gsi && !l->irq[i + 1].level)
+			n++;
+	return n;
 }

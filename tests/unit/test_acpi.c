@@ -1,4 +1,4 @@
-/* Unit tests: AML builder, ACPI tables (RSDP/XSDT/FADT/MADT/DSDT), acpi_pm and pvpanic devices. */
+/* Unit tests: AML builder, ACPI tables (RSDP/XSDT/FADT/MADT/DSDT/MCFG, PCI0, virtio-mmio), acpi_pm and pvpanic devices. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -186,6 +186,27 @@ static void test_aml_resources(void **state)
 	aml_init(&a, buf, sizeof(buf));
 	aml_res_irq_noflags(&a, 16);
 	assert_int_equal(aml_error(&a), -EINVAL);
+
+	/* WordBusNumber(ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, 0, 0x1f, 0, 0x20) (§6.4.3.5.3). */
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_word_bus_number(&a, 0, 0x1f);
+	AML_EQ(&a, 0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1f, 0x00, 0x00, 0x00, 0x20, 0x00);
+	/* DWordMemory(ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
+	 * 0, 0xc0000000, 0xdfffffff, 0, 0x20000000) (§6.4.3.5.2). */
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_dword_memory(&a, 0xc0000000, 0x20000000);
+	AML_EQ(&a, 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0xc0, 0xff, 0xff, 0xff, 0xdf,
+	       0, 0, 0, 0, 0x00, 0x00, 0x00, 0x20);
+	/* Windows that do not fit 32 bits, empty ones and reversed bus ranges are refused. */
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_dword_memory(&a, 0xf0000000, 0x20000000);
+	assert_int_equal(aml_error(&a), -EINVAL);
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_dword_memory(&a, 0xf0000000, 0);
+	assert_int_equal(aml_error(&a), -EINVAL);
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_word_bus_number(&a, 2, 1);
+	assert_int_equal(aml_error(&a), -EINVAL);
 }
 
 static void test_aml_nospace(void **state)
@@ -265,6 +286,7 @@ struct tables {
 	const struct acpi_fadt *fadt;
 	const struct acpi_madt *madt;
 	const struct acpi_sdt_header *dsdt;
+	const struct acpi_mcfg *mcfg;     /* NULL without PCI */
 	gpa_t end;  /* first byte past the last table */
 };
 
@@ -276,7 +298,8 @@ static gpa_t table_end(gpa_t gpa, uint32_t len)
 /* Follow RSDP -> XSDT -> FADT/MADT, FADT -> DSDT, checking every link and checksum. */
 static void parse_tables(const struct guest_mem *m, gpa_t rsdp_gpa, struct tables *t)
 {
-	uint64_t ent[2];
+	uint64_t ent[3];
+	unsigned nent;
 
 	memset(t, 0, sizeof(*t));
 	t->rsdp = mem_gpa(m, rsdp_gpa, sizeof(*t->rsdp));
@@ -292,9 +315,11 @@ static void parse_tables(const struct guest_mem *m, gpa_t rsdp_gpa, struct table
 
 	t->xsdt = table_at(m, t->rsdp->xsdt_address, "XSDT");
 	assert_int_equal(t->xsdt->revision, 1);
-	/* Exactly two entries today: FADT, then MADT. */
-	assert_int_equal(t->xsdt->length, 36 + 2 * 8);
-	memcpy(ent, (const uint8_t *)t->xsdt + 36, sizeof(ent));
+	/* FADT, then MADT, then MCFG when there is a PCI bus. */
+	nent = (t->xsdt->length - 36) / 8;
+	assert_int_equal(t->xsdt->length, 36 + nent * 8);
+	assert_true(nent == 2 || nent == 3);
+	memcpy(ent, (const uint8_t *)t->xsdt + 36, nent * 8);
 	t->end = MAX(t->end, table_end(t->rsdp->xsdt_address, t->xsdt->length));
 
 	t->fadt = (const struct acpi_fadt *)table_at(m, ent[0], "FACP");
@@ -305,6 +330,12 @@ static void parse_tables(const struct guest_mem *m, gpa_t rsdp_gpa, struct table
 	t->madt = (const struct acpi_madt *)table_at(m, ent[1], "APIC");
 	assert_int_equal(t->madt->h.revision, 5);
 	t->end = MAX(t->end, table_end(ent[1], t->madt->h.length));
+
+	if (nent == 3) {
+		t->mcfg = (const struct acpi_mcfg *)table_at(m, ent[2], "MCFG");
+		assert_int_equal(t->mcfg->h.revision, 1);
+		t->end = MAX(t->end, table_end(ent[2], t->mcfg->h.length));
+	}
 
 	assert_int_equal(t->fadt->dsdt, 0);
 	t->dsdt = table_at(m, t->fadt->x_dsdt, "DSDT");
@@ -516,6 +547,200 @@ static void test_dsdt_contents(void **state)
 	fake_mem_fini(&f);
 }
 
+/* The PCI facts loader.c passes for kiln's x86 layout. */
+static void pci_config(struct acpi_config *cfg)
+{
+	cfg->pci = true;
+	cfg->pci_ecam_base = X86_PCI_ECAM_BASE;
+	cfg->pci_bus_end = X86_PCI_BUS_END;
+	cfg->pci_mmio_base = X86_PCI_MMIO_BASE;
+	cfg->pci_mmio_size = X86_PCI_MMIO_SIZE;
+}
+
+static void test_mcfg(void **state)
+{
+	struct fake_mem f;
+	struct acpi_config cfg = { .ncpus = 2, .rtc = true };
+	const struct acpi_mcfg_alloc *al;
+	struct tables t;
+	gpa_t rsdp;
+
+	fake_mem_init(&f, TEST_RAM);
+	assert_int_equal(acpi_build(&f.m, &cfg, &rsdp), 0);
+	parse_tables(&f.m, rsdp, &t);
+	assert_null(t.mcfg);                       /* no PCI, no MCFG */
+
+	pci_config(&cfg);
+	assert_int_equal(acpi_build(&f.m, &cfg, &rsdp), 0);
+	parse_tables(&f.m, rsdp, &t);
+	assert_non_null(t.mcfg);
+	/* PCI Firmware 3.2 §4.1.2: header, 8 reserved bytes, one allocation structure. */
+	assert_int_equal(t.mcfg->h.length, 44 + 16);
+	assert_int_equal(t.mcfg->reserved, 0);
+	al = (const struct acpi_mcfg_alloc *)((const uint8_t *)t.mcfg + 44);
+	assert_int_equal(al->base, X86_PCI_ECAM_BASE);
+	assert_int_equal(al->segment, 0);
+	assert_int_equal(al->start_bus, 0);
+	assert_int_equal(al->end_bus, X86_PCI_BUS_END);
+	assert_int_equal(al->reserved, 0);
+	/* ECAM for buses 0..end must fit what layout.h sets aside. */
+	assert_true(((uint64_t)al->end_bus + 1) * MiB <= X86_PCI_ECAM_SIZE);
+
+	/* Two buses: the allocation says so (and the DSDT's ranges follow, below). */
+	cfg.pci_bus_end = 1;
+	assert_int_equal(acpi_build(&f.m, &cfg, &rsdp), 0);
+	parse_tables(&f.m, rsdp, &t);
+	al = (const struct acpi_mcfg_alloc *)((const uint8_t *)t.mcfg + 44);
+	assert_int_equal(al->end_bus, 1);
+	fake_mem_fini(&f);
+}
+
+/*
+ * Find Device(name) in AML: ExtOpPrefix DeviceOp PkgLength NameSeg. Returns
+ * the device's body (after its name) and its length, checked to lie inside
+ * the table. The PkgLength decoding is §20.2.4.
+ */
+static const uint8_t *find_device(const uint8_t *aml, size_t n, const char *name, size_t *blen)
+{
+	for (size_t i = 0; i + 2 < n; i++) {
+		size_t lead, len, nbytes;
+
+		if (aml[i] != 0x5b || aml[i + 1] != 0x82)
+			continue;
+		lead = aml[i + 2];
+		nbytes = lead >> 6;
+		if (i + 2 + 1 + nbytes + 4 > n)
+			continue;
+		len = nbytes ? (lead & 0x0f) : (lead & 0x3f);
+		for (size_t k = 0; k < nbytes; k++)
+			len |= (size_t)aml[i + 3 + k] << (4 + 8 * k);
+		if (memcmp(aml + i + 3 + nbytes, name, 4))
+			continue;
+		assert_true(i + 2 + len <= n);          /* PkgLength counts itself and the body */
+		*blen = len - (1 + nbytes) - 4;
+		return aml + i + 3 + nbytes + 4;
+	}
+	return NULL;
+}
+
+static size_t count(const uint8_t *hay, size_t n, const void *needle, size_t nlen)
+{
+	size_t c = 0;
+
+	for (const uint8_t *p = hay; (p = memmem(p, n - (size_t)(p - hay), needle, nlen)); p++)
+		c++;
+	return c;
+}
+
+static void test_dsdt_pci(void **state)
+{
+	static const uint8_t hid[] = { 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08 };   /* PNP0A08 */
+	static const uint8_t cid[] = { 0x08, '_', 'C', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03 };   /* PNP0A03 */
+	static const uint8_t seg[] = { 0x08, '_', 'S', 'E', 'G', 0x00 };
+	static const uint8_t bbn[] = { 0x08, '_', 'B', 'B', 'N', 0x00 };
+	static const uint8_t uid[] = { 0x08, '_', 'U', 'I', 'D', 0x00 };
+	/* Name(_CRS, ResourceTemplate() { WordBusNumber 0..0, IO 0xcf8/8, DWordMemory window }) */
+	static const uint8_t crs[] = {
+		0x08, '_', 'C', 'R', 'S', 0x11, 0x37, 0x0a, 0x34,
+		0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00,
+		0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08,
+		0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0xc0, 0xff, 0xff, 0xff, 0xdf,
+		0, 0, 0, 0, 0x00, 0x00, 0x00, 0x20,
+		0x79, 0x00,
+	};
+	static const uint8_t mb_hid[] = { 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0c, 0x02 };  /* PNP0C02 */
+	static const uint8_t ecam[] = { 0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xe0, 0x00, 0x00, 0x10, 0x00 };
+	struct fake_mem f;
+	struct acpi_config cfg = { .ncpus = 1, .pvpanic = true, .rtc = true };
+	struct tables t;
+	const uint8_t *d, *body;
+	size_t n, blen;
+	gpa_t rsdp;
+
+	fake_mem_init(&f, TEST_RAM);
+	assert_int_equal(acpi_build(&f.m, &cfg, &rsdp), 0);
+	parse_tables(&f.m, rsdp, &t);
+	d = (const uint8_t *)t.dsdt;
+	assert_null(find_device(d + 36, t.dsdt->length - 36, "PCI0", &blen));
+	assert_null(find_device(d + 36, t.dsdt->length - 36, "ECAM", &blen));
+
+	pci_config(&cfg);
+	assert_int_equal(acpi_build(&f.m, &cfg, &rsdp), 0);
+	parse_tables(&f.m, rsdp, &t);
+	d = (const uint8_t *)t.dsdt;
+	n = t.dsdt->length;
+	body = find_device(d + 36, n - 36, "PCI0", &blen);
+	assert_non_null(body);
+	assert_true(mem_contains(body, blen, hid, sizeof(hid)));
+	assert_true(mem_contains(body, blen, cid, sizeof(cid)));
+	assert_true(mem_contains(body, blen, seg, sizeof(seg)));
+	assert_true(mem_contains(body, blen, bbn, sizeof(bbn)));
+	assert_true(mem_contains(body, blen, uid, sizeof(uid)));
+	assert_true(mem_contains(body, blen, crs, sizeof(crs)));
+	/* No _PRT: no INTx routing to describe. */
+	assert_false(mem_contains(body, blen, "_PRT", 4));
+	body = find_device(d + 36, n - 36, "ECAM", &blen);
+	assert_non_null(body);
+	assert_true(mem_contains(body, blen, mb_hid, sizeof(mb_hid)));
+	assert_true(mem_contains(body, blen, ecam, sizeof(ecam)));
+	/* Still the last object: \_S5. */
+	assert_memory_equal(d + n - 14, "\x08\x5c_S5_", 6);
+	fake_mem_fini(&f);
+}
+
+static void test_dsdt_virtio_mmio(void **state)
+{
+	static const uint8_t hid[] = { 0x08, '_', 'H', 'I', 'D', 0x0d, 'L', 'N', 'R', 'O', '0', '0', '0', '5', 0 };
+	struct fake_mem f;
+	struct acpi_config cfg = { .ncpus = 1 };
+	struct tables t;
+	gpa_t rsdp;
+
+	fake_mem_init(&f, TEST_RAM);
+	for (unsigned nv = 0; nv <= ACPI_MAX_VIRTIO_MMIO; nv++) {
+		const uint8_t *d;
+		size_t n;
+
+		cfg.nvirtio_mmio = nv;
+		for (unsigned i = 0; i < nv; i++) {
+			cfg.virtio_mmio[i].base = X86_VIRTIO_MMIO_BASE + i * X86_VIRTIO_MMIO_SIZE;
+			cfg.virtio_mmio[i].size = X86_VIRTIO_MMIO_SIZE;
+			cfg.virtio_mmio[i].gsi = 5 + i;
+		}
+		assert_int_equal(acpi_build(&f.m, &cfg, &rsdp), 0);
+		parse_tables(&f.m, rsdp, &t);
+		d = (const uint8_t *)t.dsdt;
+		n = t.dsdt->length;
+		assert_int_equal(count(d, n, hid, sizeof(hid)), nv);
+		for (unsigned i = 0; i < nv; i++) {
+			char name[5];
+			const uint8_t *body;
+			size_t blen;
+			uint32_t base = (uint32_t)cfg.virtio_mmio[i].base;
+			/* _UID i; Memory32Fixed(ReadWrite, base, 4 KiB); Interrupt(Consumer, Edge, ActiveHigh, Exclusive) {gsi} */
+			const uint8_t uid_byte[] = { 0x08, '_', 'U', 'I', 'D', 0x0a, (uint8_t)i };
+			const uint8_t uid_op[] = { 0x08, '_', 'U', 'I', 'D', (uint8_t)i };  /* ZeroOp, OneOp */
+			const uint8_t res[] = {
+				0x86, 0x09, 0x00, 0x01, (uint8_t)base, (uint8_t)(base >> 8), (uint8_t)(base >> 16),
+				(uint8_t)(base >> 24), 0x00, 0x10, 0x00, 0x00,
+				0x89, 0x06, 0x00, 0x03, 0x01, (uint8_t)(5 + i), 0, 0, 0,
+				0x79, 0x00,
+			};
+
+			snprintf(name, sizeof(name), "VR%02X", i);
+			body = find_device(d + 36, n - 36, name, &blen);
+			assert_non_null(body);
+			assert_true(mem_contains(body, blen, hid, sizeof(hid)));
+			if (i > 1)
+				assert_true(mem_contains(body, blen, uid_byte, sizeof(uid_byte)));
+			else
+				assert_true(mem_contains(body, blen, uid_op, sizeof(uid_op)));
+			assert_true(mem_contains(body, blen, res, sizeof(res)));
+		}
+	}
+	fake_mem_fini(&f);
+}
+
 static void test_bad_config(void **state)
 {
 	struct fake_mem f;
@@ -530,6 +755,24 @@ static void test_bad_config(void **state)
 	cfg.ncpus = 1;
 	assert_int_equal(acpi_build(NULL, &cfg, &rsdp), -EINVAL);
 	assert_int_equal(acpi_build(&f.m, &cfg, NULL), -EINVAL);
+	/* What the resource descriptors cannot say: windows past 4 GiB, empty ones, too many virtio-mmio. */
+	pci_config(&cfg);
+	cfg.pci_mmio_base = 0xf0000000;
+	assert_int_equal(acpi_build(&f.m, &cfg, &rsdp), -EINVAL);
+	pci_config(&cfg);
+	cfg.pci_mmio_size = 0;
+	assert_int_equal(acpi_build(&f.m, &cfg, &rsdp), -EINVAL);
+	pci_config(&cfg);
+	cfg.pci_ecam_base = 0xfff00000;
+	cfg.pci_bus_end = 1;
+	assert_int_equal(acpi_build(&f.m, &cfg, &rsdp), -EINVAL);
+	cfg.pci = false;
+	cfg.nvirtio_mmio = ACPI_MAX_VIRTIO_MMIO + 1;
+	assert_int_equal(acpi_build(&f.m, &cfg, &rsdp), -EINVAL);
+	cfg.nvirtio_mmio = 1;
+	cfg.virtio_mmio[0].base = 0xfffff000;
+	cfg.virtio_mmio[0].size = 0x2000;
+	assert_int_equal(acpi_build(&f.m, &cfg, &rsdp), -EINVAL);
 	assert_int_equal(rsdp, 0x1234);
 	fake_mem_fini(&f);
 }
@@ -564,10 +807,18 @@ static void test_enospc_window(void **state)
 
 	fake_mem_init(&f, TEST_RAM);
 	for (size_t c = 0; c < ARRAY_SIZE(counts); c++) {
-		const struct acpi_config cfg = { .ncpus = counts[c], .pvpanic = true, .rtc = true };
+		struct acpi_config cfg = { .ncpus = counts[c], .pvpanic = true, .rtc = true };
 		gpa_t rsdp;
 		struct tables t;
 		uint64_t need;
+
+		if (c == 1) {
+			/* Every table and DSDT object kiln can emit. */
+			pci_config(&cfg);
+			cfg.nvirtio_mmio = ACPI_MAX_VIRTIO_MMIO;
+			for (unsigned i = 0; i < ACPI_MAX_VIRTIO_MMIO; i++)
+				cfg.virtio_mmio[i] = (struct acpi_virtio_mmio){ X86_VIRTIO_MMIO_BASE + i * 0x1000, 0x1000, 5 + i };
+		}
 
 		assert_int_equal(acpi_build(&f.m, &cfg, &rsdp), 0);
 		parse_tables(&f.m, rsdp, &t);
@@ -739,7 +990,7 @@ static int dump_one(const char *dir, const char *prefix, const char *name, const
 	return (fclose(fp) == 0 && ok) ? 0 : -1;
 }
 
-/* Write each table of one configuration to DIR/PREFIX-{facp,apic,dsdt,xsdt}.dat. */
+/* Write each table of one configuration to DIR/PREFIX-{facp,apic,dsdt,xsdt[,mcfg]}.dat. */
 static int dump_tables(const char *dir, const char *prefix, const struct acpi_config *cfg)
 {
 	struct fake_mem f;
@@ -754,7 +1005,8 @@ static int dump_tables(const char *dir, const char *prefix, const struct acpi_co
 	if (dump_one(dir, prefix, "facp", t.fadt, t.fadt->h.length) ||
 	    dump_one(dir, prefix, "apic", t.madt, t.madt->h.length) ||
 	    dump_one(dir, prefix, "dsdt", t.dsdt, t.dsdt->length) ||
-	    dump_one(dir, prefix, "xsdt", t.xsdt, t.xsdt->length))
+	    dump_one(dir, prefix, "xsdt", t.xsdt, t.xsdt->length) ||
+	    (t.mcfg && dump_one(dir, prefix, "mcfg", t.mcfg, t.mcfg->h.length)))
 		goto out;
 	ret = 0;
 out:
@@ -774,6 +1026,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_tables_cpus),
 		cmocka_unit_test(test_fadt_fields),
 		cmocka_unit_test(test_dsdt_contents),
+		cmocka_unit_test(test_mcfg),
+		cmocka_unit_test(test_dsdt_pci),
+		cmocka_unit_test(test_dsdt_virtio_mmio),
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_enospc_memory),
 		cmocka_unit_test(test_enospc_window),
@@ -788,8 +1043,13 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "--dump")) {
 		const struct acpi_config small = { .ncpus = 4, .pvpanic = true, .rtc = true };
 		const struct acpi_config big = { .ncpus = 300 };
+		struct acpi_config pci = { .ncpus = 2, .pvpanic = true, .rtc = true, .nvirtio_mmio = 2 };
 
-		return dump_tables(argv[2], "small", &small) || dump_tables(argv[2], "big", &big);
+		pci_config(&pci);
+		for (unsigned i = 0; i < pci.nvirtio_mmio; i++)
+			pci.virtio_mmio[i] = (struct acpi_virtio_mmio){ X86_VIRTIO_MMIO_BASE + i * 0x1000, 0x1000, 5 + i };
+		return dump_tables(argv[2], "small", &small) || dump_tables(argv[2], "big", &big) ||
+		       dump_tables(argv[2], "pci", &pci);
 	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

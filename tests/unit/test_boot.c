@@ -125,7 +125,7 @@ static void test_bzimage_load(void **state)
 	assert_int_equal(bp.sentinel, 0);
 	assert_string_equal((const char *)mem_gpa(m, X86_CMDLINE_GPA, 1), "console=ttyS0 quiet");
 
-	assert_int_equal(bp.e820_entries, 3);
+	assert_int_equal(bp.e820_entries, 4);
 	assert_int_equal(bp.e820_table[0].addr, 0);
 	assert_int_equal(bp.e820_table[0].size, X86_EBDA_START);
 	assert_int_equal(bp.e820_table[0].type, E820_RAM);
@@ -135,7 +135,9 @@ static void test_bzimage_load(void **state)
 	assert_int_equal(bp.e820_table[2].addr, X86_HIMEM_START);
 	assert_int_equal(bp.e820_table[2].size, RAM_SIZE - X86_HIMEM_START);
 	assert_int_equal(bp.e820_table[2].type, E820_RAM);
-	assert_int_equal(bp.e820_table[3].type, 0);
+	assert_int_equal(bp.e820_table[3].addr, X86_PCI_ECAM_BASE);
+	assert_int_equal(bp.e820_table[3].type, E820_RESERVED);
+	assert_int_equal(bp.e820_table[4].type, 0);
 	free(initrd);
 	free(k);
 }
@@ -314,23 +316,28 @@ static void test_e820_layouts(void **state)
 	(void)state;
 	memset(&m, 0, sizeof(m));
 	assert_int_equal(mem_layout(&m, 4 * GiB), 0);       /* host pointers stay NULL */
-	assert_int_equal(e820_build(&m, e, 8), 4);
+	assert_int_equal(e820_build(&m, e, 8), 5);
 	assert_int_equal(e[2].addr, 1 * MiB);
 	assert_int_equal(e[2].addr + e[2].size, MEM_HOLE_START); /* RAM stops at the hole */
 	assert_int_equal(e[2].type, E820_RAM);
-	assert_int_equal(e[3].addr, 4 * GiB);
-	assert_int_equal(e[3].size, 1 * GiB);               /* 4 GiB - 3 GiB below the hole */
-	assert_int_equal(e[3].type, E820_RAM);
-	assert_int_equal(e820_build(&m, e, 3), -ENOSPC);
+	/* PCI ECAM is reserved, in address order between the two RAM ranges. */
+	assert_int_equal(e[3].addr, X86_PCI_ECAM_BASE);
+	assert_int_equal(e[3].size, X86_PCI_ECAM_SIZE);
+	assert_int_equal(e[3].type, E820_RESERVED);
+	assert_int_equal(e[4].addr, 4 * GiB);
+	assert_int_equal(e[4].size, 1 * GiB);               /* 4 GiB - 3 GiB below the hole */
+	assert_int_equal(e[4].type, E820_RAM);
+	assert_int_equal(e820_build(&m, e, 4), -ENOSPC);
 
 	memset(&m, 0, sizeof(m));
 	assert_int_equal(mem_layout(&m, 3 * GiB), 0);       /* exactly up to the hole */
-	assert_int_equal(e820_build(&m, e, 8), 3);
+	assert_int_equal(e820_build(&m, e, 8), 4);
 	assert_int_equal(e[2].addr + e[2].size, 3 * GiB);
+	assert_int_equal(e[3].addr, X86_PCI_ECAM_BASE);
 
 	memset(&m, 0, sizeof(m));
 	assert_int_equal(mem_layout(&m, 512 * MiB), 0);
-	assert_int_equal(e820_build(&m, e, 8), 3);
+	assert_int_equal(e820_build(&m, e, 8), 4);
 	assert_int_equal(e[0].size, X86_EBDA_START);
 	assert_int_equal(e[1].type, E820_RESERVED);
 	assert_int_equal(e[2].size, 511 * MiB);

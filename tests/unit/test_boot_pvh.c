@@ -137,7 +137,7 @@ static void test_pvh_elf64_load(void **state)
 	assert_int_equal(si.nr_modules, 1);
 	assert_int_equal(si.modlist_paddr, X86_PVH_MODLIST_GPA);
 	assert_int_equal(si.memmap_paddr, X86_PVH_MEMMAP_GPA);
-	assert_int_equal(si.memmap_entries, 3);
+	assert_int_equal(si.memmap_entries, 4);
 	assert_int_equal(si.reserved, 0);
 	assert_string_equal((const char *)mem_gpa(m, X86_CMDLINE_GPA, 1), "hello pvh");
 
@@ -146,7 +146,7 @@ static void test_pvh_elf64_load(void **state)
 	assert_int_equal(mod.size, sizeof(initrd));
 	assert_int_equal(mod.cmdline_paddr, 0);
 
-	assert_int_equal(mem_read(m, X86_PVH_MEMMAP_GPA, mm, 3 * sizeof(mm[0])), 0);
+	assert_int_equal(mem_read(m, X86_PVH_MEMMAP_GPA, mm, 4 * sizeof(mm[0])), 0);
 	assert_int_equal(mm[0].addr, 0);
 	assert_int_equal(mm[0].type, PVH_MEMMAP_RAM);
 	assert_int_equal(mm[1].addr, X86_EBDA_START);
@@ -154,6 +154,9 @@ static void test_pvh_elf64_load(void **state)
 	assert_int_equal(mm[2].addr, X86_HIMEM_START);
 	assert_int_equal(mm[2].size, RAM_SIZE - X86_HIMEM_START);
 	assert_int_equal(mm[2].type, PVH_MEMMAP_RAM);
+	assert_int_equal(mm[3].addr, X86_PCI_ECAM_BASE);
+	assert_int_equal(mm[3].size, X86_PCI_ECAM_SIZE);
+	assert_int_equal(mm[3].type, PVH_MEMMAP_RESERVED);
 	free(k);
 }
 

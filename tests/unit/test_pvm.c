@@ -24,14 +24,31 @@ static struct tlog *tlog(void)
 void log_set_level(enum log_level lvl) { (void)lvl; }
 enum log_level log_get_level(void) { return LOG_DEBUG; }
 
+static void tlog_v(enum log_level lvl, const char *fmt, va_list ap)
+{
+	if ((unsigned)lvl <= LOG_DEBUG)
+		tlog()->count[lvl]++;
+	vsnprintf(tlog()->last, sizeof(tlog()->last), fmt, ap);
+}
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	va_list ap;
 
-	if ((unsigned)lvl <= LOG_DEBUG)
-		tlog()->count[lvl]++;
 	va_start(ap, fmt);
-	vsnprintf(tlog()->last, sizeof(tlog()->last), fmt, ap);
+	tlog_v(lvl, fmt, ap);
+	va_end(ap);
+}
+
+/* log_err() and friends call log_at() (they pass the source position). */
+void log_at(enum log_level lvl, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)file;
+	(void)line;
+	va_start(ap, fmt);
+	tlog_v(lvl, fmt, ap);
 	va_end(ap);
 }
 

@@ -1,5 +1,6 @@
-/* ACPI tables for x86 guests: hardware-reduced ACPI 6.4 (RSDP, XSDT, FADT, MADT, DSDT). */
+/* ACPI tables for x86 guests: hardware-reduced ACPI 6.4 (RSDP, XSDT, FADT, MADT, DSDT), MCFG for PCI ECAM. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include "arch/x86/acpi.h"
 #include "arch/x86/aml.h"
@@ -11,7 +12,7 @@
 #define ACPI_CREATOR_ID    "KILN"
 #define ACPI_HYPERVISOR_ID "KILNVMM "  /* FADT Hypervisor Vendor Identity (§5.2.9) */
 
-/* Tables the XSDT can list; MCFG (PCIe) and others are added here later. */
+/* Tables the XSDT can list. */
 #define ACPI_MAX_TABLES 8
 
 /*
@@ -92,6 +93,84 @@ static void sdt_finish(struct acpi_sdt_header *h)
 	h->checksum = (uint8_t)-acpi_checksum(h, h->length);
 }
 
+/* ECAM bytes for buses 0..bus_end: 1 MiB per bus (PCIe base 4.0 §7.2.2). */
+static uint64_t ecam_size(const struct acpi_config *cfg)
+{
+	return ((uint64_t)cfg->pci_bus_end + 1) * MiB;
+}
+
+/*
+ * The PCI host bridge (ACPI 6.4 §6.1.5, PCI Firmware 3.2 §4.1): PCI Express
+ * root PNP0A08, compatible with the PCI root PNP0A03, segment 0, base bus 0.
+ * _CRS says what it forwards: its bus numbers, the 0xCF8 config ports, and
+ * the 32-bit BAR window. No I/O window (kiln has no I/O BARs) and no _PRT
+ * (no INTx: every device interrupts by MSI-X).
+ */
+static void dsdt_pci(struct aml *a, const struct acpi_config *cfg)
+{
+	aml_mark_t dev, crs;
+
+	dev = aml_device_begin(a, "PCI0");
+	aml_name(a, "_HID");
+	aml_eisaid(a, "PNP0A08");
+	aml_name(a, "_CID");
+	aml_eisaid(a, "PNP0A03");
+	aml_name(a, "_SEG");
+	aml_integer(a, 0);
+	aml_name(a, "_BBN");
+	aml_integer(a, 0);
+	aml_name(a, "_UID");
+	aml_integer(a, 0);
+	aml_name(a, "_CRS");
+	crs = aml_restemplate_begin(a);
+	aml_res_word_bus_number(a, 0, cfg->pci_bus_end);
+	aml_res_io(a, X86_PCI_CONFIG_PORT, 8);
+	aml_res_dword_memory(a, (uint32_t)cfg->pci_mmio_base, (uint32_t)cfg->pci_mmio_size);
+	aml_restemplate_end(a, crs);
+	aml_end(a, dev);
+
+	/*
+	 * Motherboard resources (PNP0C02) holding the ECAM range: Linux uses
+	 * MCFG only for a range that firmware also reserves here (PCI Firmware
+	 * 3.2 §4.1.2 "reserved ... in the ACPI namespace"), else it falls back
+	 * to port I/O config access.
+	 */
+	dev = aml_device_begin(a, "ECAM");
+	aml_name(a, "_HID");
+	aml_eisaid(a, "PNP0C02");
+	aml_name(a, "_UID");
+	aml_integer(a, 0);
+	aml_name(a, "_CRS");
+	crs = aml_restemplate_begin(a);
+	aml_res_memory32_fixed(a, (uint32_t)cfg->pci_ecam_base, (uint32_t)ecam_size(cfg), true);
+	aml_restemplate_end(a, crs);
+	aml_end(a, dev);
+}
+
+/*
+ * A virtio-mmio device (virtio 1.2 §4.2): Linux's virtio_mmio driver matches
+ * the ACPI id LNRO0005 and takes the register window and the interrupt from
+ * _CRS. The interrupt is an edge-triggered, active-high, exclusive GSI.
+ */
+static void dsdt_virtio_mmio(struct aml *a, unsigned i, const struct acpi_virtio_mmio *v)
+{
+	char name[5];
+	aml_mark_t dev, crs;
+
+	snprintf(name, sizeof(name), "VR%02X", i & 0xffu); /* i < ACPI_MAX_VIRTIO_MMIO */
+	dev = aml_device_begin(a, name);
+	aml_name(a, "_HID");
+	aml_string(a, "LNRO0005");
+	aml_name(a, "_UID");
+	aml_integer(a, i);
+	aml_name(a, "_CRS");
+	crs = aml_restemplate_begin(a);
+	aml_res_memory32_fixed(a, (uint32_t)v->base, v->size, true);
+	aml_res_ext_irq(a, v->gsi, false);
+	aml_restemplate_end(a, crs);
+	aml_end(a, dev);
+}
+
 static void dsdt_aml(struct aml *a, const struct acpi_config *cfg)
 {
 	aml_mark_t sb, dev, crs, pkg;
@@ -153,6 +232,11 @@ static void dsdt_aml(struct aml *a, const struct acpi_config *cfg)
 		aml_restemplate_end(a, crs);
 		aml_end(a, dev);
 	}
+
+	if (cfg->pci)
+		dsdt_pci(a, cfg);
+	for (unsigned i = 0; i < cfg->nvirtio_mmio; i++)
+		dsdt_virtio_mmio(a, i, &cfg->virtio_mmio[i]);
 
 	aml_end(a, sb);
 
@@ -330,6 +414,26 @@ static int build_madt(struct acpi_builder *b, const struct acpi_config *cfg, gpa
 	return (uint64_t)(e - p) == len ? 0 : -EINVAL;
 }
 
+/* MCFG (PCI Firmware 3.2 §4.1.2): one ECAM allocation, segment 0, buses 0..pci_bus_end. */
+static int build_mcfg(struct acpi_builder *b, const struct acpi_config *cfg, gpa_t *out)
+{
+	const uint64_t len = sizeof(struct acpi_mcfg) + sizeof(struct acpi_mcfg_alloc);
+	uint8_t *p = acpi_alloc(b, len, out);
+	struct acpi_mcfg_alloc alloc = {
+		.base = cfg->pci_ecam_base,
+		.segment = 0,
+		.start_bus = 0,
+		.end_bus = cfg->pci_bus_end,
+	};
+
+	if (!p)
+		return -ENOSPC;
+	sdt_header((struct acpi_sdt_header *)p, "MCFG", (uint32_t)len, 1);
+	memcpy(p + sizeof(struct acpi_mcfg), &alloc, sizeof(alloc));
+	sdt_finish((struct acpi_sdt_header *)p);
+	return 0;
+}
+
 /* XSDT (§5.2.8): 64-bit pointers to every other table but the DSDT. */
 static int build_xsdt(struct acpi_builder *b, gpa_t *out)
 {
@@ -360,14 +464,32 @@ static void fill_rsdp(struct acpi_rsdp *r, gpa_t xsdt)
 	r->extended_checksum = (uint8_t)-acpi_checksum(r, sizeof(*r));
 }
 
+/* What the AML resource descriptors can say: 32-bit windows, no wrap. */
+static bool config_ok(const struct acpi_config *cfg)
+{
+	if (cfg->nvirtio_mmio > ACPI_MAX_VIRTIO_MMIO)
+		return false;
+	for (unsigned i = 0; i < cfg->nvirtio_mmio; i++)
+		if (!cfg->virtio_mmio[i].size || cfg->virtio_mmio[i].base + cfg->virtio_mmio[i].size > 0x100000000ULL ||
+		    cfg->virtio_mmio[i].base + cfg->virtio_mmio[i].size < cfg->virtio_mmio[i].base)
+			return false;
+	if (!cfg->pci)
+		return true;
+	return cfg->pci_mmio_size && cfg->pci_mmio_base + cfg->pci_mmio_size <= 0x100000000ULL &&
+	       cfg->pci_mmio_base + cfg->pci_mmio_size > cfg->pci_mmio_base &&
+	       cfg->pci_ecam_base + ecam_size(cfg) <= 0x100000000ULL && !(cfg->pci_ecam_base & (MiB - 1));
+}
+
 int acpi_build_at(struct guest_mem *m, const struct acpi_config *cfg, gpa_t base, gpa_t end, gpa_t *rsdp_out)
 {
 	struct acpi_builder b = { .m = m, .next = base, .end = end };
 	struct acpi_rsdp *rsdp;
-	gpa_t rsdp_gpa, dsdt, fadt, madt, xsdt;
+	gpa_t rsdp_gpa, dsdt, fadt, madt, mcfg, xsdt;
 	int ret;
 
 	if (!m || !cfg || !rsdp_out || cfg->ncpus == 0 || cfg->ncpus > ACPI_MAX_CPUS || end < base)
+		return -EINVAL;
+	if (!config_ok(cfg))
 		return -EINVAL;
 	/* The RSDP goes first, at the 16-byte aligned window start where a legacy scan looks. */
 	rsdp = acpi_alloc(&b, sizeof(*rsdp), &rsdp_gpa);
@@ -388,6 +510,14 @@ int acpi_build_at(struct guest_mem *m, const struct acpi_config *cfg, gpa_t base
 	ret = acpi_add_table(&b, madt);
 	if (ret)
 		return ret;
+	if (cfg->pci) {
+		ret = build_mcfg(&b, cfg, &mcfg);
+		if (ret)
+			return ret;
+		ret = acpi_add_table(&b, mcfg);
+		if (ret)
+			return ret;
+	}
 	ret = build_xsdt(&b, &xsdt);
 	if (ret)
 		return ret;

@@ -1,4 +1,4 @@
-/* ACPI tables for x86 guests (hardware-reduced ACPI 6.4): RSDP, XSDT, FADT, MADT, DSDT. */
+/* ACPI tables for x86 guests (hardware-reduced ACPI 6.4): RSDP, XSDT, FADT, MADT, DSDT, and MCFG with PCI. */
 #ifndef KILN_X86_ACPI_H
 #define KILN_X86_ACPI_H
 
@@ -43,7 +43,7 @@ struct acpi_config {
 	uint64_t pci_mmio_base, pci_mmio_size;  /* BAR window */
 	/* virtio-mmio devices, each a LNRO0005 device with Memory32Fixed + an edge, active-high Interrupt. */
 	unsigned nvirtio_mmio;
-	struct { uint64_t base; uint32_t size; uint32_t gsi; } virtio_mmio[ACPI_MAX_VIRTIO_MMIO];
+	struct acpi_virtio_mmio { uint64_t base; uint32_t size; uint32_t gsi; } virtio_mmio[ACPI_MAX_VIRTIO_MMIO];
 };
 
 /*
@@ -167,6 +167,25 @@ struct acpi_fadt {
 	uint64_t hypervisor_vendor_id;
 } __packed;
 _Static_assert(sizeof(struct acpi_fadt) == 276, "FADT revision 6 is 276 bytes (ACPI 6.4 §5.2.9)");
+
+/*
+ * PCI Express memory-mapped configuration space base address description
+ * table, "MCFG" (PCI Firmware Specification 3.2 §4.1.2): the header, 8
+ * reserved bytes, then one allocation structure per ECAM range.
+ */
+struct acpi_mcfg {
+	struct acpi_sdt_header h;     /* "MCFG", revision 1 */
+	uint64_t reserved;
+} __packed;
+_Static_assert(sizeof(struct acpi_mcfg) == 44, "MCFG header is 44 bytes (PCI Firmware 3.2 Table 4-2)");
+
+struct acpi_mcfg_alloc {
+	uint64_t base;                /* ECAM base of bus 0 of this segment (even when start_bus > 0) */
+	uint16_t segment;             /* PCI segment group */
+	uint8_t start_bus, end_bus;
+	uint32_t reserved;
+} __packed;
+_Static_assert(sizeof(struct acpi_mcfg_alloc) == 16, "MCFG allocation is 16 bytes (PCI Firmware 3.2 Table 4-3)");
 
 /* FADT flags (Table 5.10) and IA-PC boot architecture flags (§5.2.9.3, Table 5.11). */
 #define ACPI_FADT_RESET_REG_SUP     (1u << 10)

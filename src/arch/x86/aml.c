@@ -30,6 +30,8 @@ enum {
 	RES_IO = 0x47,            /* small, type 0x8, length 7 */
 	RES_END_TAG = 0x79,       /* small, type 0xf, length 1 */
 	RES_MEM32_FIXED = 0x86,   /* large, type 0x06 */
+	RES_DWORD_ADDR = 0x87,    /* large, type 0x07 */
+	RES_WORD_ADDR = 0x88,     /* large, type 0x08 */
 	RES_EXT_IRQ = 0x89,       /* large, type 0x09 */
 };
 
@@ -369,5 +371,52 @@ void aml_res_memory32_fixed(struct aml *a, uint32_t base, uint32_t len, bool wri
 		(uint8_t)base, (uint8_t)(base >> 8), (uint8_t)(base >> 16), (uint8_t)(base >> 24),
 		(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24),
 	};
+	aml_bytes(a, d, sizeof(d));
+}
+
+/*
+ * Address space descriptors (§6.4.3.5): resource type (0 memory, 1 I/O,
+ * 2 bus number), general flags (bit 3 _MAF, bit 2 _MIF, bit 1 _DEC, bit 0
+ * consumer), type-specific flags, then granularity, minimum, maximum,
+ * translation offset and length, each 2 (Word) or 4 (DWord) bytes.
+ */
+#define ADDR_FLAGS_PRODUCER_FIXED 0x0c  /* producer, positive decode, min and max fixed */
+#define ADDR_TYPE_MEMORY 0
+#define ADDR_TYPE_BUS 2
+#define ADDR_MEM_RW 0x01                /* _RW read-write, _MEM non-cacheable, AddressRangeMemory */
+
+void aml_res_word_bus_number(struct aml *a, uint16_t min, uint16_t max)
+{
+	const uint16_t f[5] = { 0, min, max, 0, (uint16_t)(max - min + 1) };
+	uint8_t d[16] = { RES_WORD_ADDR, 13, 0, ADDR_TYPE_BUS, ADDR_FLAGS_PRODUCER_FIXED, 0 };
+
+	if (max < min) {
+		aml_fail(a, -EINVAL);
+		return;
+	}
+	for (int i = 0; i < 5; i++) {
+		d[6 + 2 * i] = (uint8_t)f[i];
+		d[7 + 2 * i] = (uint8_t)(f[i] >> 8);
+	}
+	aml_bytes(a, d, sizeof(d));
+}
+
+void aml_res_dword_memory(struct aml *a, uint32_t base, uint32_t len)
+{
+	uint8_t d[26] = { RES_DWORD_ADDR, 23, 0, ADDR_TYPE_MEMORY, ADDR_FLAGS_PRODUCER_FIXED, ADDR_MEM_RW };
+	uint32_t f[5];
+
+	if (len == 0 || (uint64_t)base + len > 0x100000000ULL) {
+		aml_fail(a, -EINVAL);
+		return;
+	}
+	f[0] = 0;
+	f[1] = base;
+	f[2] = base + len - 1;
+	f[3] = 0;
+	f[4] = len;
+	for (int i = 0; i < 5; i++)
+		for (int k = 0; k < 4; k++)
+			d[6 + 4 * i + k] = (uint8_t)(f[i] >> (8 * k));
 	aml_bytes(a, d, sizeof(d));
 }

@@ -73,5 +73,17 @@ void aml_res_irq_noflags(struct aml *a, uint8_t irq);
 void aml_res_ext_irq(struct aml *a, uint32_t gsi, bool level_triggered);
 /* Memory32Fixed(ReadWrite|ReadOnly, base, len) (§6.4.3.4). */
 void aml_res_memory32_fixed(struct aml *a, uint32_t base, uint32_t len, bool writable);
+/*
+ * WordBusNumber(ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, min, max,
+ * 0, max-min+1): the bus numbers a host bridge decodes (§6.4.3.5.3).
+ */
+void aml_res_word_bus_number(struct aml *a, uint16_t min, uint16_t max);
+/*
+ * DWordMemory(ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable,
+ * ReadWrite, 0, base, base+len-1, 0, len): a memory window a host bridge
+ * forwards to its devices (§6.4.3.5.2). len must be non-zero and the window
+ * must end below 4 GiB (-EINVAL otherwise).
+ */
+void aml_res_dword_memory(struct aml *a, uint32_t base, uint32_t len);
 
 #endif

@@ -20,6 +20,8 @@
 _Static_assert(X86_PD_GPA + IDMAP_PDS * PAGE_SIZE_4K <= X86_CMDLINE_GPA,
 	       "page directories end below the command line");
 _Static_assert(X86_CMDLINE_GPA + X86_CMDLINE_MAX <= X86_EBDA_START, "command line below the EBDA");
+_Static_assert(X86_PCI_ECAM_BASE >= MEM_HOLE_START && X86_PCI_ECAM_BASE + X86_PCI_ECAM_SIZE <= MEM_HIGH_START,
+	       "ECAM lies in the MMIO hole, between low and high RAM in the e820 order");
 
 int boot_detect(const uint8_t *img, size_t len, const char **why)
 {
@@ -141,6 +143,7 @@ static int e820_add(struct e820_entry *out, int max, int *n, uint64_t addr, uint
  * guest_mem. The low MiB follows the PC convention (boot.rst "Memory layout"):
  * conventional RAM up to the EBDA, then EBDA, VGA, option ROMs and the BIOS
  * area reserved; kiln's ACPI tables live at [0xe0000, 1 MiB) inside it.
+ * Entries come in address order.
  */
 int e820_build(const struct guest_mem *m, struct e820_entry *out, int max)
 {
@@ -157,6 +160,12 @@ int e820_build(const struct guest_mem *m, struct e820_entry *out, int max)
 		ret = e820_add(out, max, &n, X86_EBDA_START, X86_HIMEM_START - X86_EBDA_START, E820_RESERVED);
 	if (!ret)
 		ret = e820_add(out, max, &n, X86_HIMEM_START, low_end - X86_HIMEM_START, E820_RAM);
+	/*
+	 * PCI ECAM, in the MMIO hole: reserved, as firmware reports it (PCI
+	 * Firmware 3.2 §4.1.2), so no OS puts a BAR or a hot-plugged range there.
+	 */
+	if (!ret)
+		ret = e820_add(out, max, &n, X86_PCI_ECAM_BASE, X86_PCI_ECAM_SIZE, E820_RESERVED);
 	/* Region 1 is RAM above the 32-bit MMIO hole (memory.h). */
 	if (!ret && m->nregions >= 2 && m->regions[1].size)
 		ret = e820_add(out, max, &n, m->regions[1].gpa, m->regions[1].size, E820_RAM);

@@ -1,0 +1,2 @@
+UNIT_TESTS += test_blk_req
+test_blk_req_SRCS := src/virtio/blk_req.c

@@ -1,0 +1,2 @@
+UNIT_TESTS += test_pause
+test_pause_SRCS := src/core/pause.c
