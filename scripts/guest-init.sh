@@ -109,6 +109,7 @@ net)
 		chmod +x /tmp/udhcpc.sh
 		udhcpc -i eth0 -q -n -t 10 -T 2 -s /tmp/udhcpc.sh >/dev/null 2>&1 && echo "kiln-guest: udhcpc bound"
 	fi
+	dmesg | grep -m 3 'IP-Config:' | sed 's/^/kiln-guest: /'
 	echo "kiln-guest: net addr=$(ip -4 -o addr show eth0 | awk '{print $4}')"
 	if [ "${mds:-0}" = 1 ]; then
 		u=http://169.254.169.254
