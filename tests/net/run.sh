@@ -33,8 +33,10 @@ if ! cc -std=gnu11 -O1 -g -D_GNU_SOURCE -DKILN_VERSION='"test"' -Isrc -o "$H" $S
 	ko build "$(head -5 "$W/cc.log")"
 	echo "net: $pass passed, $fail failed"; exit 1
 fi
+PIDS=()
 cleanup() {
 	[ -n "${HPID:-}" ] && kill "$HPID" 2>/dev/null && wait "$HPID" 2>/dev/null
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	ip netns del "$NS" 2>/dev/null
 	rm -rf "$W"
 }
@@ -49,8 +51,9 @@ start_harness() {
 	[ -n "${HPID:-}" ] && { kill "$HPID"; wait "$HPID" 2>/dev/null; HPID=; }
 	ip netns del "$NS" 2>/dev/null
 	ip netns add "$NS" && NSX ip link set lo up && NSX ip tuntap add kt0 mode tap && NSX ip link set kt0 up || return 1
-	NSX "$H" kt0 --metadata "$W/md.json" --ssh-key "$W/key.pub" --metadata-version "$1" --net "$2" \
-		>"$W/harness.log" 2>&1 &
+	# Not through NSX: $! must be the harness itself (ip netns exec execs it), not a subshell.
+	ip netns exec "$NS" "$H" kt0 --metadata "$W/md.json" --ssh-key "$W/key.pub" --metadata-version "$1" \
+		--net "$2" >"$W/harness.log" 2>&1 &
 	HPID=$!
 	for _ in $(seq 50); do grep -q running "$W/harness.log" && return 0; sleep 0.1; done
 	return 1
@@ -91,10 +94,16 @@ got=$(wget_ --header 'Accept: application/json' -O - http://169.254.169.254/app)
 [ "$got" = '{"colour":"blue"}' ] && ok mmds-json || ko mmds-json "got '$got'"
 
 # hostfwd: the "guest" listens on 8080, the host side connects to 127.0.0.1:18080.
-( echo kiln-net-hello | NSX busybox nc -l -p 8080 >/dev/null 2>&1 & )
+ip netns exec "$NS" busybox nc -l -p 8080 >/dev/null 2>&1 < <(echo kiln-net-hello) &
+PIDS+=($!)
 sleep 0.5
 got=$(NSX timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/18080; cat <&3' 2>/dev/null)
 [ "$got" = kiln-net-hello ] && ok hostfwd || ko hostfwd "got '$got'"
+# Without restrict=on the gateway 10.0.2.2 is the host's loopback (the control for net/restrict).
+ip netns exec "$NS" busybox nc -l -p 9999 >/dev/null 2>&1 &
+PIDS+=($!)
+sleep 0.3
+NSX timeout 8 bash -c 'exec 3<>/dev/tcp/10.0.2.2/9999' 2>/dev/null && ok nat-to-host || ko nat-to-host "no connection to 10.0.2.2:9999"
 
 # MMDS V2: no token or a wrong one -> 401; PUT a token, GET with it -> the key.
 start_harness 2 "user,restrict=on" || { ko setup "cannot restart the harness"; exit 1; }
@@ -109,7 +118,9 @@ got=$(wget_ --header "X-metadata-token: $tok" -O - http://169.254.169.254/latest
 r=$(http_raw 'PUT /latest/api/token HTTP/1.0\r\nX-metadata-token-ttl-seconds: 0\r\n\r\n' | head -1 | tr -d '\r')
 [ "$r" = "HTTP/1.1 400 Bad Request" ] && ok v2-bad-ttl || ko v2-bad-ttl "got '$r'"
 # restrict=on: nothing leaves the guest, not even to the host's loopback via 10.0.2.2.
-( NSX busybox nc -l -p 9999 -s 127.0.0.1 >/dev/null 2>&1 & )
+ip netns exec "$NS" busybox nc -l -p 9999 >/dev/null 2>&1 &
+PIDS+=($!)
+sleep 0.3
 if NSX timeout 8 bash -c 'exec 3<>/dev/tcp/10.0.2.2/9999' 2>/dev/null; then
 	ko restrict "a connection to 10.0.2.2:9999 went through"
 else
