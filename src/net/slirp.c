@@ -281,6 +281,7 @@ static int sl_tx(struct net_backend *be, unsigned pair, const struct iovec *iov,
 	size_t flen = len - VNET_HDR_LEN;
 	uint8_t *slot;
 	int ret = 0;
+	bool wake = false;
 
 	if (iov_copy_out(iov, n, 0, &h, sizeof(h)) != sizeof(h) || flen > SLOT_BYTES ||
 	    h.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
@@ -304,10 +305,15 @@ static int sl_tx(struct net_backend *be, unsigned pair, const struct iovec *iov,
 		goto out;
 	}
 	s->len[(s->head + s->count) % RING_SLOTS] = (uint32_t)flen;
-	s->count++;
+	/*
+	 * Wake the network thread only when the ring was empty: while it holds
+	 * frames, the thread is draining or about to (fill sees them and does
+	 * not sleep), so one eventfd write per burst, not per frame.
+	 */
+	wake = s->count++ == 0;
 out:
 	pthread_mutex_unlock(&s->lock);
-	if (ret == 0)
+	if (wake)
 		netloop_wake(s->loop);
 	return ret;
 }
