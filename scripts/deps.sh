@@ -7,7 +7,7 @@ case "${1:-}" in
 	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static) ;;
 --test)	# ... plus what the Linux guests are built from (docs/linux-guests.md).
 	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio xz-utils zstd lz4 bc bison flex
-	       libelf-dev libssl-dev linux-source-6.1 python3 clang) ;;
+	       libelf-dev libssl-dev linux-source-6.1 python3 clang curl jq) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

@@ -30,6 +30,8 @@ bash tests/net/run.sh || fail=1
 
 step "command line (bad input -> exit 2)"
 bash tests/run-cli.sh build/kiln || fail=1
+step "host manager: kiln serve with a fake VMM (docs/manager.md)"
+bash tests/manager/run.sh build/kiln || fail=1
 
 step "REST API without KVM: socket, faults, robustness, config file, kiln ctl (release, ASan+UBSan)"
 bash tests/api/run.sh build/kiln nokvm || fail=1
@@ -49,6 +51,8 @@ step "test guests under kiln (release)"
 "${lab[@]}" bash tests/run-guests.sh build/kiln || fail=1
 step "test guests under kiln (ASan+UBSan)"
 "${lab[@]}" bash tests/run-guests.sh build-san/kiln || fail=1
+step "host manager with real kiln children"
+"${lab[@]}" bash tests/manager/run.sh --kvm build/kiln || fail=1
 
 if [ "${KILN_SKIP_LINUX:-0}" != 1 ]; then
 	step "Linux guests"

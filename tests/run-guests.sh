@@ -9,6 +9,11 @@
 # Without a usable /dev/kvm it prints "guests: SKIPPED — /dev/kvm not available
 # (reason)" and exits 0, or 1 when KILN_REQUIRE_KVM=1.
 #
+# A guest may declare extra kiln arguments and a check after kiln exits in
+# tests/guests/NAME.args (or PREFIX.args for every PREFIX_* guest): a bash
+# fragment sourced here that may call make_disk, sets GUEST_ARGS and may
+# define guest_post (see docs/test-guests.md).
+#
 # Environment: KILN_GUEST_TIMEOUT (seconds per guest, default 60),
 # KILN_SKIP_GUESTS (names to skip), KILN_GUEST_LOGS (keep outputs there),
 # QEMU (QEMU binary for --qemu, default qemu-system-x86_64).
@@ -42,6 +47,15 @@ smp           4  0     success  cpus=4
 port_storm    1  0     success  port_storm: still alive
 spin          1  term  killable spin: looping
 demo          2  0     ran      vCPUs: 2 of 2 running
+virtio_blk    1  0     success  virtio_blk: GET_ID
+hostile_loop  1  0     success  hostile: recovered
+hostile_beyond_ram 1 0 success  hostile: recovered
+hostile_wrap  1  0     success  hostile: recovered
+hostile_zero_len 1 0   success  hostile: recovered
+hostile_nested_indirect 1 0 success hostile: recovered
+hostile_avail_jump 1 0 success  hostile: recovered
+hostile_qsize0 1 0     success  hostile: recovered
+hostile_qsize_npot 1 0 success  hostile: recovered
 '
 
 usage() {
@@ -73,6 +87,88 @@ else
 	KEEP_LOGS=0
 fi
 
+# ---- per-guest arguments (tests/guests/NAME.args) ----
+
+# The .args file of a guest: NAME.args, else the one of its prefix (hostile_loop -> hostile.args).
+args_file_of() {
+	local f=$ROOT/tests/guests/$1.args
+	[ -f "$f" ] || f=$ROOT/tests/guests/${1%%_*}.args
+	[ -f "$f" ] && echo "$f"
+}
+
+# For .args fragments: make_disk SECTORS puts a fresh $LOGS/NAME.img with the
+# content of tests/guests/disk-image.py in DISK (and SECTORS in DISK_SECTORS).
+# Images are generated once per run and copied: Python is slow in the KVM lab.
+make_disk() {
+	local base=$LOGS/disk-$1.img
+	DISK=$LOGS/$GUEST_NAME.img
+	DISK_SECTORS=$1
+	if [ ! -f "$base" ] && ! { python3 "$ROOT/tests/guests/disk-image.py" make "$base.tmp" "$1" &&
+		mv "$base.tmp" "$base"; }; then
+		echo "run-guests: cannot make $base" >&2
+		return 1
+	fi
+	cp "$base" "$DISK"
+}
+
+# For guest_post: disk_check [FIRST:COUNT] prints why the image is not the
+# original content (with the guest's pattern over FIRST..FIRST+COUNT-1):
+# cmp against an expected image, made once; disk-image.py explains a difference.
+disk_check() {
+	local want=$LOGS/disk-$DISK_SECTORS${1:+-${1/:/-}}.img
+	if [ ! -f "$want" ] && ! { python3 "$ROOT/tests/guests/disk-image.py" make "$want.tmp" "$DISK_SECTORS" "$@" &&
+		mv "$want.tmp" "$want"; }; then
+		echo "cannot make $want"
+		return 1
+	fi
+	cmp -s "$DISK" "$want" && return 0
+	python3 "$ROOT/tests/guests/disk-image.py" check "$DISK" "$DISK_SECTORS" "$@"
+	return 1
+}
+
+# Load NAME's .args (or none): sets GUEST_ARGS, maybe guest_post, DISK.
+load_args() {
+	local f
+	GUEST_NAME=$1
+	GUEST_ARGS=()
+	DISK='' DISK_SECTORS=''
+	unset -f guest_post
+	f=$(args_file_of "$1") || return 0
+	# shellcheck source=/dev/null
+	. "$f"
+}
+
+# GUEST_ARGS as QEMU arguments: --disk becomes a modern-only virtio-blk-pci, --cmdline -append.
+qemu_guest_args() {
+	local i=0 a spec path serial ro n=0
+	QEMU_GUEST_ARGS=()
+	while [ $i -lt ${#GUEST_ARGS[@]} ]; do
+		a=${GUEST_ARGS[$i]}
+		case $a in
+		--disk)
+			i=$((i + 1))
+			spec=${GUEST_ARGS[$i]} path='' serial='' ro=''
+			IFS=, read -ra parts <<<"$spec"
+			for p in "${parts[@]}"; do
+				case $p in
+				path=*) path=${p#path=} ;;
+				serial=*) serial=,serial=${p#serial=} ;;
+				ro) ro=,readonly=on ;;
+				esac
+			done
+			QEMU_GUEST_ARGS+=(-drive "file=$path,if=none,id=disk$n,format=raw$ro"
+				-device "virtio-blk-pci,drive=disk$n,disable-legacy=on$serial")
+			n=$((n + 1)) ;;
+		--cmdline)
+			i=$((i + 1))
+			QEMU_GUEST_ARGS+=(-append "${GUEST_ARGS[$i]}") ;;
+		*)
+			echo "run-guests: --qemu: no QEMU equivalent for kiln argument $a" >&2 ;;
+		esac
+		i=$((i + 1))
+	done
+}
+
 elf_of() {
 	if [ "$1" = demo ]; then echo "$ROOT/guests/demo/demo.elf"; else echo "$BUILD/$1.elf"; fi
 }
@@ -102,15 +198,16 @@ run_guest() {
 				--cpus "$cpus" --console stdio --stats >"$out" 2>"$log"
 		else
 			timeout -k 5 "$secs" "$KILN" run --kernel "$elf" --memory "$MEMORY" --cpus "$cpus" \
-				--console "file:$out" --stats >"$log" 2>&1 </dev/null
+				--console "file:$out" --stats "${GUEST_ARGS[@]}" >"$log" 2>&1 </dev/null
 		fi
 	else
+		qemu_guest_args
 		# QEMU stands in: isa-debug-exit ends a guest whose poweroff found no ACPI
 		# register, -no-reboot turns reset and triple fault into an exit.
 		timeout -k 5 "$secs" "$QEMU" -M "${QEMU_MACHINE:-pc}" -cpu max -m "$MEMORY" -smp "$cpus" \
 			-kernel "$elf" -display none -vga none -monitor none -parallel none \
 			-serial "file:$out" -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=1 \
-			-device pvpanic -action panic=exit-failure >"$log" 2>&1 </dev/null
+			-device pvpanic -action panic=exit-failure "${QEMU_GUEST_ARGS[@]}" >"$log" 2>&1 </dev/null
 	fi
 	RC=$?
 }
@@ -129,6 +226,9 @@ qemu_rc() {
 qemu_differs() {
 	case $1 in
 	pio) echo "QEMU reads 0, not all ones, from unaligned unclaimed ports" ;;
+	hostile_beyond_ram | hostile_wrap)
+		echo "QEMU completes DMA to unassigned guest-physical addresses (status OK) instead of refusing it" ;;
+	hostile_qsize_npot) echo "QEMU runs split rings of any size" ;;
 	esac
 }
 
@@ -184,6 +284,17 @@ check() {
 			{ echo "kiln did not count the unclaimed MMIO accesses: $(grep -m1 '^bus:' "$log")"; return; } ;;
 		esac
 	fi
+	# A hostile guest that saw DEVICE_NEEDS_RESET: kiln must have said so too.
+	if [ "$MODE" = kiln ] && grep -qx 'hostile: outcome=needs_reset' "$clean" &&
+		! grep -q 'device needs reset' "$log"; then
+		echo "the guest saw DEVICE_NEEDS_RESET but kiln did not warn \"device needs reset\"; log: $(last_line "$log")"
+		return
+	fi
+	# The guest's own post-check (NAME.args): e.g. what landed in the disk image.
+	if declare -F guest_post >/dev/null; then
+		local why
+		why=$(guest_post 2>&1) || { echo "post-check: ${why:-failed}"; return; }
+	fi
 	if [ -n "$need" ] && ! awk -v n="$need" 'index($0, n) == 1 { f = 1 } END { exit !f }' "$clean"; then
 		echo "no line starting \"$need\"; guest said: $(last_line "$clean")"
 	fi
@@ -221,6 +332,11 @@ while read -r name cpus want kind need; do
 	fi
 	out=$LOGS/$name.out
 	log=$LOGS/$name.log
+	if ! load_args "$name"; then
+		echo "FAIL $name (its .args file failed)"
+		failed=$((failed + 1))
+		continue
+	fi
 	if [ "$kind" = killable ]; then
 		run_guest "$name" "$cpus" 3 "$out" "$log"
 	else

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "arch/x86/boot.h"
 #include "net/net_setup.h"
+#include "manager/manager.h"
 
 static uint64_t host_mem_mib(void)
 {
@@ -87,6 +88,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "ctl"))
 		return ctl_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "serve"))   /* the host manager of many VMs (docs/manager.md) */
+		return manager_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "run")) {
 		fprintf(stderr, "kiln: unknown command '%s' (see kiln --help)\n", argv[1]);
 		return KILN_EXIT_USAGE;

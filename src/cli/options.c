@@ -12,6 +12,7 @@ const char cli_usage[] =
 "       kiln run --api-sock PATH [options]      (configure and start over the REST API)\n"
 "       kiln run --config-file FILE [--api-sock PATH | --no-api] [options]\n"
 "       kiln ctl --api-sock PATH VERB [ARGS]     (kiln ctl --help for the verbs)\n"
+"       kiln serve --state-dir DIR --api-sock PATH   (many VMs; kiln serve --help)\n"
 "       kiln --help | --version\n"
 "\n"
 "Boot a guest kernel in a KVM virtual machine.\n"

@@ -164,6 +164,20 @@ extern volatile uint32_t smp_cpus_up;           /* CPUs that did their `lock xad
 bool smp_cpu_seen(unsigned apic_id);
 extern volatile bool smp_quiet;                 /* APs do not print their id */
 
+/* Time (clock.c). CMOS RTC seconds (binary), read when no update is in progress. */
+unsigned rtc_seconds(void);
+/* TSC ticks per second, measured between two RTC second edges (takes 1-2 s). */
+uint64_t tsc_calibrate(void);
+/*
+ * Spin until pred(arg) is true or `seconds` RTC second edges went by (also
+ * bounded by TSC ticks, should the RTC stand still); pred's last result.
+ */
+bool wait_seconds(bool (*pred)(void *), void *arg, unsigned seconds);
+
+/* The PVH command line ("" if none), and the N of a "key=N" word in it, or def. */
+const char *cmdline(void);
+uint64_t cmdline_uint(const char *key, uint64_t def);
+
 /* String functions (gcc may emit calls to the first four). */
 void *memcpy(void *d, const void *s, size_t n);
 void *memmove(void *d, const void *s, size_t n);
