@@ -24,6 +24,7 @@ TARGETS=(
 	"fuzz_virtqueue src/core/memory.c src/virtio/virtqueue.c"
 	"fuzz_blk src/core/memory.c src/virtio/virtqueue.c src/virtio/blk_req.c"
 	"fuzz_api src/api/api_route.c src/api/api_validate.c src/api/api_fault.c -ljansson"
+	"fuzz_mmds src/net/mmds.c -ljansson -lhttp_parser -pthread"
 )
 
 mkdir -p build/fuzz

@@ -708,9 +708,10 @@ static struct mmds_http *hp(http_parser *p)
 	return p->data;
 }
 
+/* Append n bytes if they fit (with the NUL); *len may already be past cap (a field marked too long). */
 static int append(char *dst, size_t cap, size_t *len, const char *at, size_t n)
 {
-	if (n > cap - 1 - *len)
+	if (*len >= cap || n > cap - 1 - *len)
 		return -1;
 	memcpy(dst + *len, at, n);
 	*len += n;

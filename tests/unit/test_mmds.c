@@ -347,6 +347,19 @@ static void test_http_hostile(void **state)
 	assert_int_equal(http(m, big, 4096, NULL, 0), 413);
 	assert_int_equal(http(m, big, 1000, NULL, 0), 413);
 	free(big);
+	/*
+	 * A header name longer than kiln keeps (40 bytes), arriving in pieces:
+	 * the later pieces must not be appended past the buffer (found by fuzz_mmds).
+	 */
+	big = malloc(512);
+	assert_non_null(big);
+	strcpy(big, "GET /nope HTTP/1.1\r\nX-");
+	n = strlen(big);
+	memset(big + n, 'n', 200);
+	strcpy(big + n + 200, ": v\r\n\r\n");
+	assert_int_equal(http(m, big, 1, NULL, 0), 401);
+	assert_int_equal(http(m, big, 7, NULL, 0), 401);
+	free(big);
 	/* A declared body too big is refused at the headers. */
 	assert_int_equal(http(m, "PUT /latest/api/token HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n", 4096, NULL, 0),
 			 413);
