@@ -341,7 +341,6 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 	struct virtio_dev *d = &nd->vdev;
 	unsigned qi = 2 * pair + 1, done = 0;
 	struct vq *q = &d->vq[qi];
-	bool pushed = false;
 
 	if (pair >= nd->pairs)
 		return;
@@ -356,23 +355,29 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 				break;
 			if (r < 0) {
 				virtio_fail(d, vq_fault_str(q->fault));
-				goto out;
+				return;
 			}
 			/* §2.7.4.2 / §5.1.6.2: a transmit buffer is read-only for the device. */
 			if (nd->chain.total_write) {
 				virtio_fail(d, "tx buffer with device-writable parts");
-				goto out;
+				return;
 			}
 			if (tx_one(nd, pair) == -EAGAIN) {
 				vq_unpop(q, 1);
 				atomic_store(&nd->tx_blocked[pair], true);
-				goto out; /* net_tx_resume kicks again; notifications stay off meanwhile */
+				return; /* net_tx_resume kicks again; notifications stay off meanwhile */
 			}
 			if (vq_push(q, nd->chain.head, 0) < 0) {
 				virtio_fail(d, "tx used ring update failed");
-				goto out;
+				return;
 			}
-			pushed = true;
+			/*
+			 * Tell the driver at once, not at the end of the batch: a sender
+			 * throttled by its completions (Linux: BQL, TCP small queues)
+			 * waits for them, and each write to a tap can take a while. The
+			 * driver decides how often it wants to hear (used_event, §2.7.10).
+			 */
+			virtio_used(d, qi);
 			done++;
 		}
 		if (done >= q->size) {
@@ -383,15 +388,20 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 		if (!vq_enable_notify(q))
 			break;
 	}
-out:
-	if (pushed)
-		virtio_used(d, qi);
 }
 
 void net_tx_resume(struct net_dev *nd, unsigned pair)
 {
-	if (pair < NET_MAX_PAIRS && atomic_exchange(&nd->tx_blocked[pair], false))
-		virtio_kick(&nd->vdev, 2 * pair + 1);
+	/*
+	 * Kick whether or not tx_blocked is set yet: the backend may resume
+	 * between its -EAGAIN and tx_kick recording it, and a lost kick would
+	 * stall the queue (notifications are off while blocked). A spare kick
+	 * costs one empty pass.
+	 */
+	if (pair >= NET_MAX_PAIRS)
+		return;
+	atomic_store(&nd->tx_blocked[pair], false);
+	virtio_kick(&nd->vdev, 2 * pair + 1);
 }
 
 /* ---- control queue ---- */
