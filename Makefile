@@ -22,7 +22,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 CFLAGS  := -std=gnu11 $(OPT) $(WARN) -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
            -D_GNU_SOURCE -DKILN_VERSION='"$(VERSION)"' -Isrc -MMD -MP $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS) -pthread
-LDLIBS  := -ljansson -luring -lhttp_parser
+LDLIBS  := -ljansson -luring -lhttp_parser -lslirp
 
 SRCS    := $(shell find src -name '*.c' | sort)
 LIBSRCS := $(filter-out src/cli/main.c,$(SRCS))

@@ -24,6 +24,8 @@ TARGETS=(
 	"fuzz_virtqueue src/core/memory.c src/virtio/virtqueue.c"
 	"fuzz_blk src/core/memory.c src/virtio/virtqueue.c src/virtio/blk_req.c"
 	"fuzz_api src/api/api_route.c src/api/api_validate.c src/api/api_fault.c -ljansson"
+	"fuzz_mmds src/net/mmds.c -ljansson -lhttp_parser -pthread"
+	"fuzz_net -Itests/unit src/core/memory.c src/core/bus.c src/core/ioloop.c src/virtio/virtqueue.c src/virtio/virtio.c src/virtio/net.c src/net/frame.c tests/unit/stub_vm.c -pthread"
 )
 
 mkdir -p build/fuzz

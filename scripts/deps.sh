@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what kiln needs on Debian 12: build tools and libraries; --test adds what the tests use.
 set -euo pipefail
-pkgs=(build-essential pkg-config libcmocka-dev libjansson-dev liburing-dev libhttp-parser-dev)
+pkgs=(build-essential pkg-config libcmocka-dev libjansson-dev liburing-dev libhttp-parser-dev libslirp-dev)
 case "${1:-}" in
 --lab)	# QEMU + Debian's kernel: the KVM lab on hosts without /dev/kvm (docs/kvmlab.md).
 	pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static) ;;

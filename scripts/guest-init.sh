@@ -12,6 +12,12 @@
 #                     sha256 of /known.bin, write /guest-wrote.txt with a fresh
 #                     token, read 64 bytes of /dev/hwrng, name the console;
 #                     then unmount (or remount read-only) and power off
+#   kiln.test=net     the networking checks of tests/linux/run.sh: print eth0's
+#                     address; kiln.dhcp=1 leases one with udhcpc first;
+#                     kiln.mds=1 fetches the metadata service's EC2, OpenStack
+#                     and MMDS V2 (token) paths; kiln.listen=PORT answers one
+#                     TCP connection with "kiln-guest-hello"; kiln.wait=N stays
+#                     up N seconds (for pings from the host); then power off
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 umask 022
 
@@ -42,6 +48,11 @@ for arg in $(cat /proc/cmdline); do
 	kiln.test=panic) mode=panic ;;
 	kiln.test=rng) mode=rng ;;
 	kiln.test=disk) mode=disk ;;
+	kiln.test=net) mode=net ;;
+	kiln.dhcp=*) dhcp=${arg#*=} ;;
+	kiln.mds=*) mds=${arg#*=} ;;
+	kiln.listen=*) listen=${arg#*=} ;;
+	kiln.wait=*) wait=${arg#*=} ;;
 	esac
 done
 
@@ -87,6 +98,36 @@ disk)
 	sync
 	if [ "$d" = /mnt ]; then umount /mnt; else mount -o remount,ro /; fi
 	echo "kiln-guest: disk test done, powering off"
+	poweroff -f
+	;;
+net)
+	ip link set lo up
+	ip link set eth0 up
+	if [ "${dhcp:-0}" = 1 ]; then
+		printf '#!/bin/sh\n[ "$1" = bound ] || exit 0\nip addr add "$ip/${mask:-24}" dev "$interface"\n%s\n' \
+			'[ -n "$router" ] && ip route add default via "${router%% *}"' >/tmp/udhcpc.sh
+		chmod +x /tmp/udhcpc.sh
+		udhcpc -i eth0 -q -n -t 10 -T 2 -s /tmp/udhcpc.sh >/dev/null 2>&1 && echo "kiln-guest: udhcpc bound"
+	fi
+	dmesg | grep -m 3 'IP-Config:' | sed 's/^/kiln-guest: /'
+	echo "kiln-guest: net addr=$(ip -4 -o addr show eth0 | awk '{print $4}')"
+	if [ "${mds:-0}" = 1 ]; then
+		u=http://169.254.169.254
+		# busybox 1.35's wget crashes with -T: bound it with timeout instead.
+		echo "kiln-guest: mds ec2-key=$(timeout 20 wget -q -O - $u/latest/meta-data/public-keys/0/openssh-key)"
+		echo "kiln-guest: mds openstack=$(timeout 20 wget -q -O - $u/openstack/latest/meta_data.json | tr -d '\n')"
+		# MMDS V2: a token from PUT (busybox wget cannot PUT: nc), then a GET that carries it.
+		tok=$( (printf 'PUT /latest/api/token HTTP/1.0\r\nX-metadata-token-ttl-seconds: 60\r\n\r\n'; sleep 3) |
+			nc -w 10 169.254.169.254 80 | tail -n 1)
+		echo "kiln-guest: mds v2-key=$(timeout 20 wget -q --header "X-metadata-token: $tok" -O - \
+			$u/latest/meta-data/public-keys/0/openssh-key)"
+		timeout 20 wget -q -O /dev/null $u/latest/meta-data/instance-id && r=ok || r=refused
+		echo "kiln-guest: mds no-token=$r"
+	fi
+	[ -n "${listen:-}" ] && { echo kiln-guest-hello | nc -l -p "$listen" >/dev/null & } &&
+		echo "kiln-guest: listening on $listen"
+	sleep "${wait:-0}"
+	echo "kiln-guest: net test done, powering off"
 	poweroff -f
 	;;
 panic)

@@ -25,6 +25,9 @@ make -s -j"$jobs" SAN=1 unit || fail=1
 step "fuzz (libFuzzer, bounded: ${KILN_FUZZ_SECONDS:-30} s per target)"
 { bash fuzz/build.sh && bash fuzz/run.sh "${KILN_FUZZ_SECONDS:-30}"; } || fail=1
 
+step "user-mode network and metadata service (no VM: a tap in a namespace plays the guest)"
+bash tests/net/run.sh || fail=1
+
 step "command line (bad input -> exit 2)"
 bash tests/run-cli.sh build/kiln || fail=1
 step "host manager: kiln serve with a fake VMM (docs/manager.md)"

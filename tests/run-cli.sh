@@ -59,6 +59,12 @@ expect unknown-flag 2 "unknown option '--frobnicate'" -- run --kernel "$ELF" --f
 expect missing-value 2 "needs a value" -- run --kernel "$ELF" --cpus
 expect bad-console 2 "--console" -- run --kernel "$ELF" --console tty
 expect missing-initrd 2 "--initrd" -- run --kernel "$ELF" --initrd "$tmp/nope"
+expect net-bad 2 "--net" -- run --kernel "$ELF" --net bridge
+expect net-bad-fwd 2 "hostfwd" -- run --kernel "$ELF" --net user,hostfwd=tcp::99999-:22
+expect metadata-no-net 2 "need a --net" -- run --kernel "$ELF" --ssh-key "$tmp/text"
+expect metadata-missing 2 "No such file" -- run --kernel "$ELF" --net user --metadata "$tmp/nope"
+expect metadata-bad-json 2 "line 1" -- run --kernel "$ELF" --net user --metadata "$tmp/text"
+expect metadata-version 2 "--metadata-version" -- run --kernel "$ELF" --net user --metadata-version 3
 if [ -e /dev/kvm ]; then
 	# (--cpus above KVM_CAP_MAX_VCPUS is only reachable where that is below 254; KVM on x86 allows 1024.)
 	expect console-file-dir 2 "--console" -- run --kernel "$ELF" --console "file:$tmp"

@@ -13,6 +13,7 @@
 #include "core/loader.h"
 #include "core/log.h"
 #include "arch/x86/boot.h"
+#include "net/net_setup.h"
 #include "manager/manager.h"
 
 static uint64_t host_mem_mib(void)
@@ -42,6 +43,10 @@ static int check_inputs(const struct vm_config *cfg)
 	free(buf);
 	if (cfg->initrd_path && access(cfg->initrd_path, R_OK) < 0) {
 		log_err("--initrd %s: %s", cfg->initrd_path, strerror(errno));
+		return -1;
+	}
+	if (net_check_inputs(cfg, msg, sizeof(msg)) < 0) {
+		log_err("%s", msg);
 		return -1;
 	}
 	for (unsigned i = 0; i < cfg->ndisks; i++) {

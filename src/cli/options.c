@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include "cli/options.h"
 
 const char cli_usage[] =
@@ -33,6 +34,24 @@ const char cli_usage[] =
 "                       file's device and inode); io: io_uring (default, falls back to\n"
 "                       sync if the host has none) or pread/pwrite\n"
 "  --rng                a virtio-rng device fed by the host's getrandom()\n"
+"  --net user[,hostfwd=tcp|udp:[HOSTIP]:HOSTPORT-[GUESTIP]:GUESTPORT]...[,restrict=on][,mac=MAC]\n"
+"                       virtio-net on user-mode networking (libslirp, no root): NAT to\n"
+"                       the host's network, DHCP (guest 10.0.2.15, gateway 10.0.2.2),\n"
+"                       DNS at 10.0.2.3; hostfwd forwards a host port (HOSTIP default\n"
+"                       127.0.0.1) to the guest; restrict=on: no connection leaves the\n"
+"                       guest except through hostfwd\n"
+"  --net tap=NAME[,queues=N][,mac=MAC]\n"
+"                       virtio-net on an existing tap device (ip tuntap add NAME mode\n"
+"                       tap [multi_queue]) with checksum/TSO offloads; queues: 1..7\n"
+"                       queue pairs (multiqueue tap). --net tapfd=FD: a tap fd kiln\n"
+"                       inherits (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR). --net repeats (4)\n"
+"  --metadata FILE      serve FILE (a JSON object) at http://169.254.169.254/ on every\n"
+"                       --net: Firecracker MMDS paths, the EC2 layout (/latest/meta-data/)\n"
+"                       and the OpenStack layout (/openstack/latest/meta_data.json)\n"
+"  --ssh-key FILE       public keys (one a line) for all three layouts of the metadata\n"
+"                       service; works without --metadata\n"
+"  --metadata-version V 1 (default: no token needed) or 2 (every GET needs a token from\n"
+"                       PUT /latest/api/token with X-metadata-token-ttl-seconds)\n"
 "  --virtio-transport T pci (default: virtio-pci on a PCI host bridge, for stock kernels)\n"
 "                       or mmio (virtio-mmio, announced in the DSDT; with acpi=off in\n"
 "                       --cmdline, also as virtio_mmio.device= on the command line)\n"
@@ -79,6 +98,7 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_BACKING, OPT_CONSOLE,
        OPT_COMPAT, OPT_STATS, OPT_VERSION, OPT_SYMBOLS, OPT_DISK, OPT_RNG, OPT_TRANSPORT,
+       OPT_NET, OPT_METADATA, OPT_SSH_KEY, OPT_METADATA_VERSION,
        OPT_API_SOCK, OPT_CONFIG_FILE, OPT_NO_API, OPT_ID };
 
 /* --id: Firecracker's instance id rule, [A-Za-z0-9-]{1,64}. */
@@ -151,6 +171,131 @@ int cli_parse_disk(char *arg, struct disk_config *d, char *msg, size_t msglen)
 	return 0;
 }
 
+/* ---- networking (docs/networking.md) ---- */
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned b[6];
+	char end;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &end) != 6 ||
+	    strlen(s) != 17)
+		return -1;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	/* A unicast address: the group bit set would make every frame to the guest a multicast. */
+	return (mac[0] & 1) ? -1 : 0;
+}
+
+/* "[IP]:PORT" -> address (default def) and port 1..65535. */
+static int parse_ep(char *s, const char *def, struct in_addr *a, uint16_t *port)
+{
+	char *colon = strrchr(s, ':');
+	uint64_t v;
+
+	if (!colon)
+		return -1;
+	*colon = 0;
+	if (inet_pton(AF_INET, *s ? s : def, a) != 1 || cli_parse_uint(colon + 1, 1, 65535, &v))
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* hostfwd=tcp|udp:[HOSTIP]:HOSTPORT-[GUESTIP]:GUESTPORT (QEMU's form; HOSTIP may be left out entirely). */
+static int parse_hostfwd(char *v, struct net_hostfwd *f)
+{
+	char *dash, *host;
+
+	memset(f, 0, sizeof(*f));
+	if (!strncmp(v, "tcp:", 4))
+		f->udp = false;
+	else if (!strncmp(v, "udp:", 4))
+		f->udp = true;
+	else
+		return -1;
+	host = v + 4;
+	dash = strchr(host, '-');
+	if (!dash)
+		return -1;
+	*dash = 0;
+	if (!strchr(host, ':')) {
+		/* "tcp:2222-:22": a bare port. */
+		char buf[32];
+
+		if (strlen(host) > 8)
+			return -1;
+		snprintf(buf, sizeof(buf), ":%s", host);
+		if (parse_ep(buf, "127.0.0.1", &f->host_addr, &f->host_port))
+			return -1;
+	} else if (parse_ep(host, "127.0.0.1", &f->host_addr, &f->host_port)) {
+		return -1;
+	}
+	return parse_ep(dash + 1, "0.0.0.0", &f->guest_addr, &f->guest_port);
+}
+
+int cli_parse_net(char *arg, struct net_config *n, char *msg, size_t msglen)
+{
+	char *save = NULL, *tok;
+	uint64_t v;
+	bool first = true;
+
+	memset(n, 0, sizeof(*n));
+	n->queues = 1;
+	n->fd = -1;
+	for (tok = strtok_r(arg, ",", &save); tok; tok = strtok_r(NULL, ",", &save), first = false) {
+		if (first && !strcmp(tok, "user")) {
+			n->kind = NET_USER;
+		} else if (first && !strncmp(tok, "tap=", 4) && tok[4]) {
+			n->kind = NET_TAP;
+			n->ifname = tok + 4;
+		} else if (first && !strncmp(tok, "tapfd=", 6)) {
+			if (cli_parse_uint(tok + 6, 0, 65535, &v)) {
+				snprintf(msg, msglen, "--net tapfd '%s': expected a file descriptor number", tok + 6);
+				return -1;
+			}
+			n->kind = NET_TAPFD;
+			n->fd = (int)v;
+		} else if (first) {
+			snprintf(msg, msglen, "--net '%s': expected user, tap=NAME or tapfd=FD first", tok);
+			return -1;
+		} else if (!strncmp(tok, "mac=", 4)) {
+			if (parse_mac(tok + 4, n->mac)) {
+				snprintf(msg, msglen, "--net mac '%s': expected a unicast xx:xx:xx:xx:xx:xx", tok + 4);
+				return -1;
+			}
+			n->mac_set = true;
+		} else if (!strncmp(tok, "queues=", 7) && n->kind == NET_TAP) {
+			if (cli_parse_uint(tok + 7, 1, NET_MAX_PAIRS, &v)) {
+				snprintf(msg, msglen, "--net queues '%s': expected 1 to %d", tok + 7, NET_MAX_PAIRS);
+				return -1;
+			}
+			n->queues = (unsigned)v;
+		} else if (!strncmp(tok, "hostfwd=", 8) && n->kind == NET_USER) {
+			if (n->nfwd == NET_MAX_HOSTFWD) {
+				snprintf(msg, msglen, "--net: at most %d hostfwd", NET_MAX_HOSTFWD);
+				return -1;
+			}
+			if (parse_hostfwd(tok + 8, &n->fwd[n->nfwd])) {
+				snprintf(msg, msglen, "--net hostfwd: expected tcp|udp:[HOSTIP]:HOSTPORT-[GUESTIP]:GUESTPORT");
+				return -1;
+			}
+			n->nfwd++;
+		} else if ((!strcmp(tok, "restrict=on") || !strcmp(tok, "restrict=off")) && n->kind == NET_USER) {
+			n->restrict_ = !strcmp(tok, "restrict=on");
+		} else {
+			snprintf(msg, msglen, "--net: unknown or misplaced part '%s' (user takes hostfwd=, restrict=, mac=; "
+				 "tap= takes queues=, mac=; tapfd= takes mac=)", tok);
+			return -1;
+		}
+	}
+	if (first) {
+		snprintf(msg, msglen, "--net needs a value (user, tap=NAME or tapfd=FD)");
+		return -1;
+	}
+	return 0;
+}
+
 int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *action,
 	      uint64_t host_mem_mib, char *msg, size_t msglen)
 {
@@ -168,6 +313,10 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 		{ "disk", required_argument, NULL, OPT_DISK },
 		{ "rng", no_argument, NULL, OPT_RNG },
 		{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
+		{ "net", required_argument, NULL, OPT_NET },
+		{ "metadata", required_argument, NULL, OPT_METADATA },
+		{ "metadata-version", required_argument, NULL, OPT_METADATA_VERSION },
+		{ "ssh-key", required_argument, NULL, OPT_SSH_KEY },
 		{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 		{ "config-file", required_argument, NULL, OPT_CONFIG_FILE },
 		{ "no-api", no_argument, NULL, OPT_NO_API },
@@ -186,6 +335,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 	cfg->backing = MEM_BACKING_MEMFD;
 	cfg->console = CONSOLE_STDIO;
 	cfg->compat = -1;
+	cfg->metadata_version = 1;
 	*action = CLI_RUN;
 	if (host_mem_mib && host_mem_mib < max_mib)
 		max_mib = host_mem_mib;
@@ -248,6 +398,24 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 			cfg->ndisks++;
 			break;
 		case OPT_RNG: cfg->rng = true; break;
+		case OPT_NET:
+			if (cfg->nnets >= VM_MAX_NETS) {
+				snprintf(msg, msglen, "--net: at most %d networks", VM_MAX_NETS);
+				return -1;
+			}
+			if (cli_parse_net(optarg, &cfg->nets[cfg->nnets], msg, msglen) < 0)
+				return -1;
+			cfg->nnets++;
+			break;
+		case OPT_METADATA: cfg->metadata_path = optarg; break;
+		case OPT_SSH_KEY: cfg->ssh_key_path = optarg; break;
+		case OPT_METADATA_VERSION:
+			if (cli_parse_uint(optarg, 1, 2, &v)) {
+				snprintf(msg, msglen, "--metadata-version '%s': expected 1 or 2", optarg);
+				return -1;
+			}
+			cfg->metadata_version = (int)v;
+			break;
 		case OPT_TRANSPORT:
 			if (!strcmp(optarg, "pci")) cfg->virtio_transport = VIRTIO_TRANSPORT_PCI;
 			else if (!strcmp(optarg, "mmio")) cfg->virtio_transport = VIRTIO_TRANSPORT_MMIO;

@@ -23,6 +23,9 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Parse one --disk value in place (arg is split); 0 or -1 with a message. */
 int cli_parse_disk(char *arg, struct disk_config *d, char *msg, size_t msglen);
 
+/* Parse one --net value in place (arg is split); 0 or -1 with a message. */
+int cli_parse_net(char *arg, struct net_config *n, char *msg, size_t msglen);
+
 extern const char cli_usage[];
 
 #endif

@@ -11,6 +11,7 @@
 #include "core/console.h"
 #include "core/ioloop.h"
 #include "core/irq.h"
+#include "net/net_config.h"
 
 /*
  * kiln's process exit codes (documented in README.md and --help).
@@ -74,12 +75,19 @@ struct vm_config {
 	struct disk_config disks[VM_MAX_DISKS];
 	unsigned ndisks;
 	bool rng;                  /* virtio-rng fed by getrandom() */
+	/* Networking (docs/networking.md): --net, --metadata, --metadata-version, --ssh-key. */
+	struct net_config nets[VM_MAX_NETS];
+	unsigned nnets;
+	const char *metadata_path;
+	const char *ssh_key_path;
+	int metadata_version;      /* 1 or 2 (MMDS V1 / V2) */
 };
 
 struct vcpu;
 struct pvm_compat;
 struct uart;
 struct pci_bus;
+struct mmds;
 
 /* A virtio-mmio device window, announced to the guest in the DSDT (and on the command line with acpi=off). */
 #define VM_MAX_VIRTIO_MMIO 8
@@ -123,6 +131,7 @@ struct vm {
 	struct uart *uart;          /* COM1, fed by the console thread */
 	struct virtio_dev *vcon;    /* virtio-console, fed by the console thread when console_dev is virtio */
 	struct pci_bus *pci;        /* bus 0, NULL until the host bridge exists */
+	struct mmds *mmds;          /* the metadata service's store (--metadata/--ssh-key), or NULL */
 	struct virtio_mmio_slot virtio_mmio[VM_MAX_VIRTIO_MMIO];
 	unsigned nvirtio_mmio;
 	struct ioloop io;           /* the I/O thread: virtio queue work and backends */

@@ -270,6 +270,43 @@ int vq_push(struct vq *q, uint16_t head, uint32_t written)
 	return 0;
 }
 
+int vq_push_many(struct vq *q, const uint16_t *heads, const uint32_t *written, unsigned n)
+{
+	uint16_t idx;
+
+	if (!q->ready)
+		return -EINVAL;
+	if (q->needs_reset)
+		return -EIO;
+	if (n > (uint16_t)(q->last_avail - q->used_idx))
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		if (heads[i] >= q->size)
+			return -EINVAL;
+	idx = q->used_idx;
+	for (unsigned i = 0; i < n; i++, idx++) {
+		struct vring_used_elem *e = &q->used_ring->ring[idx & (q->size - 1)];
+
+		__atomic_store_n(&e->id, htole32(heads[i]), __ATOMIC_RELAXED);
+		__atomic_store_n(&e->len, htole32(written[i]), __ATOMIC_RELAXED);
+	}
+	q->used_idx = idx;
+	/* As vq_push: every element (and the buffers' contents) before the one idx update (release). */
+	__atomic_store_n(&q->used_ring->idx, htole16(q->used_idx), __ATOMIC_RELEASE);
+	q->stats.pushed += n;
+	return 0;
+}
+
+void vq_unpop(struct vq *q, unsigned n)
+{
+	uint16_t in_flight = (uint16_t)(q->last_avail - q->used_idx);
+
+	if (!q->ready || n > in_flight)
+		return;
+	q->last_avail = (uint16_t)(q->last_avail - n);
+	q->stats.chains -= n;
+}
+
 bool vq_should_notify(struct vq *q)
 {
 	uint16_t old_idx = q->signalled_used;

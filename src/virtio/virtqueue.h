@@ -124,6 +124,21 @@ int __must_check vq_pop(struct vq *q, struct vq_chain *c);
  */
 int __must_check vq_push(struct vq *q, uint16_t head, uint32_t written);
 
+/*
+ * Return n chains at once and publish used->idx once, after all n elements
+ * are written: a driver that reads one element (virtio-net's mergeable rx
+ * buffers, §5.1.6.4: num_buffers) sees the whole group or none of it.
+ * 0; -EINVAL if n exceeds the chains in flight or a head >= size; -EIO after a fault.
+ */
+int __must_check vq_push_many(struct vq *q, const uint16_t *heads, const uint32_t *written, unsigned n);
+
+/*
+ * Give back the last n popped chains, not yet pushed (a device that popped
+ * buffers for a packet they turned out too small for). The next vq_pop reads
+ * those ring slots again and re-walks their chains from scratch.
+ */
+void vq_unpop(struct vq *q, unsigned n);
+
 /* After vq_push: does the driver want a used-buffer notification now (§2.7.7.2)? */
 bool vq_should_notify(struct vq *q);
 

@@ -25,6 +25,15 @@
 #           and the shell computes a line; then a sysrq crash, since without
 #           ACPI Linux can neither power off nor find pvpanic: panic=-1 and
 #           reboot=k end kiln with 4 (guest reset)
+#   net-user    the test kernel on --net user: ip=dhcp gets 10.0.2.15 from
+#               kiln's libslirp DHCP (the kernel's IP-Config line), the guest
+#               reads its --ssh-key key from the metadata service's EC2,
+#               OpenStack and MMDS V2 (token) paths, and the host reaches the
+#               guest's port 8080 through hostfwd
+#   net-tap     the test kernel on a multiqueue tap (queues=2, 2 vCPUs) in a
+#               network namespace the test creates, static ip=: the namespace
+#               pings the guest (small and 4 KB); metadata over TAP in MMDS V2
+#               mode (a GET without a token is refused); needs root
 # Environment:
 #   KILN_LINUX_TESTS="tiny debian panic"   which cases to run
 #   KILN_LINUX_TIMEOUT_TINY=300            seconds per test-kernel boot
@@ -33,6 +42,9 @@
 #   KILN_REQUIRE_KVM=1                     fail (exit 1) instead of skipping
 #                                          when /dev/kvm is missing
 #   KILN_CACHE                             where kernels and initramfs are cached
+#   KILN_GUEST_OUT                         build the Debian guest there instead
+#                                          (a branch's own guest-init.sh without
+#                                          touching the shared cache)
 # Last line: "linux: N passed, M failed, K skipped". Exit 1 if anything failed.
 set -uo pipefail
 
@@ -43,7 +55,7 @@ if [ -z "$KILN" ] || [ ! -x "$KILN" ]; then
 	exit 2
 fi
 KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-CASES=${KILN_LINUX_TESTS:-tiny bzimage debian panic blk-pci blk-mmio mmio debian-blk}
+CASES=${KILN_LINUX_TESTS:-tiny bzimage debian panic blk-pci blk-mmio mmio debian-blk net-user net-tap}
 T_TINY=${KILN_LINUX_TIMEOUT_TINY:-300}
 T_DEBIAN=${KILN_LINUX_TIMEOUT_DEBIAN:-1500}
 CMDLINE_BASE="console=ttyS0 reboot=k panic=-1"
@@ -65,13 +77,13 @@ pass=0 fail=0 skip=0
 # Guest images, built or taken from the cache (each prints its directory).
 want() { [[ " $CASES " == *" $1 "* ]]; }
 TK='' DG=''
-if want tiny || want panic || want bzimage || want blk-pci || want blk-mmio || want mmio; then
+if want tiny || want panic || want bzimage || want blk-pci || want blk-mmio || want mmio || want net-user || want net-tap; then
 	echo "linux: test kernel: scripts/build-test-kernel.sh (minutes on a cold cache)"
 	TK=$("$ROOT/scripts/build-test-kernel.sh" 2>"$LOGS/build-test-kernel.log" | tail -1) || TK=
 	[ -n "$TK" ] && [ -f "$TK/vmlinux" ] || { TK=; echo "linux: test kernel build failed: $LOGS/build-test-kernel.log"; }
 fi
 echo "linux: Debian guest: scripts/mk-debian-guest.sh"
-DG=$("$ROOT/scripts/mk-debian-guest.sh" 2>"$LOGS/mk-debian-guest.log" | tail -1) || DG=
+DG=$("$ROOT/scripts/mk-debian-guest.sh" ${KILN_GUEST_OUT:+"$KILN_GUEST_OUT"} 2>"$LOGS/mk-debian-guest.log" | tail -1) || DG=
 [ -n "$DG" ] && [ -f "$DG/initramfs.cpio" ] || { DG=; echo "linux: mk-debian-guest.sh failed: $LOGS/mk-debian-guest.log"; }
 
 # run_case NAME KERNEL TIMEOUT CMDLINE_EXTRA WANT_CODE WANT_LINE
@@ -206,6 +218,87 @@ run_mmio() {
 	fi
 }
 
+NET_KEY="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKilnLinuxNetTestKey linux@kiln"
+
+# run_net_case NAME "KILN ARGS" "CMDLINE" CHECK_FN [WRAP...]: boot with kiln.test=net in
+# the background, let CHECK_FN act on the running guest (it gets the console
+# path), then judge the console. WRAP prefixes kiln (ip netns exec NS).
+run_net_case() {
+	local name=$1 args=$2 cmdline=$3 check=$4; shift 4
+	local con="$LOGS/$name.console" err="$LOGS/$name.stderr" t0 t1 code secs why= pid i
+	echo "$NET_KEY" >"$LOGS/key.pub"
+	echo '{"hostname":"kiln-net","app":{"colour":"blue"}}' >"$LOGS/md.json"
+	t0=$(date +%s%N)
+	# shellcheck disable=SC2086
+	"$@" timeout -k 10 "$T_TINY" "$KILN" run --kernel "$TK/vmlinux" --initrd "$DG/initramfs.cpio" $args \
+		--ssh-key "$LOGS/key.pub" --metadata "$LOGS/md.json" --stats \
+		--cmdline "$CMDLINE_BASE quiet $cmdline kiln.test=net kiln.mds=1" --memory 256 \
+		--console "file:$con" </dev/null >"$err" 2>&1 &
+	pid=$!
+	NET_WHY=
+	for ((i = 0; i < T_TINY; i++)); do
+		if grep -aq "kiln-guest: mds no-token=" "$con" 2>/dev/null; then "$check" "$con"; break; fi
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 1
+	done
+	wait "$pid"
+	code=$?
+	t1=$(date +%s%N)
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+	if [ "$code" -eq 124 ] || [ "$code" -eq 137 ]; then
+		why="timed out after ${T_TINY}s"
+	elif [ "$code" -ne 0 ]; then
+		why="exit code $code, want 0"
+	elif [ -n "$NET_WHY" ]; then
+		why=$NET_WHY
+	elif ! grep -aqF "kiln-guest: mds v2-key=$NET_KEY" "$con"; then
+		why="the guest did not read its key through an MMDS V2 token"
+	fi
+	if [ -z "$why" ]; then
+		why=$(net_judge_"${name#net-}" "$con")
+	fi
+	if [ -z "$why" ]; then
+		pass=$((pass + 1))
+		echo "PASS linux/$name (${secs}s wall; $(grep -aoE 'tx frames=[0-9]+ .*rx frames=[0-9]+' "$err" | head -1))"
+	else
+		fail=$((fail + 1))
+		echo "FAIL linux/$name: $why (${secs}s wall)"
+		echo "  --- console (last 25 lines of $con)"
+		tail -n 25 "$con" 2>/dev/null | sed 's/^/  | /'
+		echo "  --- kiln stderr (last 15 lines of $err)"
+		tail -n 15 "$err" 2>/dev/null | sed 's/^/  | /'
+	fi
+}
+
+# net-user: the host end of the port forward, while the guest listens.
+net_check_user() {
+	local got
+	got=$(timeout 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$NET_PORT; cat <&3" 2>/dev/null)
+	[ "$got" = kiln-guest-hello ] || NET_WHY="hostfwd 127.0.0.1:$NET_PORT -> guest:8080 read '$got'"
+}
+net_judge_user() {
+	local con=$1
+	if ! grep -aq 'IP-Config: Got DHCP answer from 10.0.2.2, my address is 10.0.2.15' "$con"; then
+		echo "no kernel IP-Config line with the DHCP lease 10.0.2.15 from 10.0.2.2"
+	elif ! grep -aqF "kiln-guest: mds ec2-key=$NET_KEY" "$con"; then
+		echo "the guest's EC2 public-keys/0/openssh-key is not the --ssh-key key"
+	elif ! grep -a 'kiln-guest: mds openstack=' "$con" | grep -qF "\"key0\":\"$NET_KEY\""; then
+		echo "the guest's OpenStack meta_data.json lacks the key"
+	elif ! grep -aq 'kiln-guest: mds no-token=ok' "$con"; then
+		echo "MMDS V1 refused a GET without a token"
+	fi
+}
+# net-tap: pings from the namespace while the guest waits.
+net_check_tap() {
+	ip netns exec "$NET_NS" busybox ping -c 3 -W 5 192.168.77.2 >"$LOGS/net-tap.ping" 2>&1 &&
+		ip netns exec "$NET_NS" busybox ping -c 2 -s 4000 -W 5 192.168.77.2 >>"$LOGS/net-tap.ping" 2>&1 ||
+		NET_WHY="the namespace got no ping answers from the guest: $(tr '\n' ' ' <"$LOGS/net-tap.ping")"
+}
+net_judge_tap() {
+	grep -aq 'kiln-guest: net addr=192.168.77.2/24' "$1" || { echo "the guest has no 192.168.77.2/24"; return; }
+	grep -aq 'kiln-guest: mds no-token=refused' "$1" || echo "MMDS V2 answered a GET without a token"
+}
+
 for c in $CASES; do
 	case "$c" in
 	tiny|panic|bzimage|mmio)
@@ -249,6 +342,35 @@ for c in $CASES; do
 		[ -f "$k" ] || k="$DG/vmlinuz"
 		run_disk_case debian-blk "$k" "$T_DEBIAN" "--initrd $DG/initramfs.cpio --console file:$LOGS/debian-blk.console" \
 			"$CMDLINE_BASE" ttyS0
+		;;
+	net-user)
+		if [ -z "$TK" ] || [ -z "$DG" ]; then
+			fail=$((fail + 1)); echo "FAIL linux/$c: guest images missing (see above)"; continue
+		fi
+		NET_PORT=$((20000 + $$ % 20000))
+		run_net_case net-user "--cpus 1 --net user,hostfwd=tcp::$NET_PORT-:8080" \
+			"ip=dhcp kiln.listen=8080 kiln.wait=20" net_check_user
+		;;
+	net-tap)
+		if [ -z "$TK" ] || [ -z "$DG" ]; then
+			fail=$((fail + 1)); echo "FAIL linux/$c: guest images missing (see above)"; continue
+		fi
+		if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
+			skip_case net-tap "needs root and ip(8) for a network namespace"; continue
+		fi
+		modprobe tun 2>/dev/null
+		[ -e /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; } 2>/dev/null
+		NET_NS=kiln-linux-$$
+		if ! { ip netns add "$NET_NS" && ip -n "$NET_NS" link set lo up &&
+			ip -n "$NET_NS" tuntap add kt0 mode tap multi_queue &&
+			ip -n "$NET_NS" addr add 192.168.77.1/24 dev kt0 && ip -n "$NET_NS" link set kt0 up; } 2>"$LOGS/netns.log"; then
+			skip_case net-tap "cannot make a namespace with a tap: $(head -1 "$LOGS/netns.log")"
+			ip netns del "$NET_NS" 2>/dev/null; continue
+		fi
+		run_net_case net-tap "--cpus 2 --net tap=kt0,queues=2 --metadata-version 2" \
+			"ip=192.168.77.2::192.168.77.1:255.255.255.0:kiln:eth0:off kiln.wait=40" net_check_tap \
+			ip netns exec "$NET_NS"
+		ip netns del "$NET_NS"
 		;;
 	*) skip_case "$c" "unknown case (KILN_LINUX_TESTS)" ;;
 	esac

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Bench (net): virtio-net throughput and small-frame rate, kiln vs QEMU, over
+# TAP and over user-mode networking, with the same guest and the same tools.
+#
+# usage: bench/net-throughput.sh KILN_BINARY      (root: a network namespace and a tap)
+#   BENCH_BYTES=268435456   bytes per TCP transfer
+#   BENCH_UDP_SECONDS=5     length of the small-datagram flood
+#   BENCH_BACKENDS="tap user"  BENCH_VMMS="kiln qemu"
+#   BENCH_TIMEOUT=300       seconds to wait for a guest to come up
+# The guest: the test kernel's bzImage (both VMMs boot the same file), the
+# Debian busybox initramfs plus a /bench-init of its own (appended cpio), one
+# vCPU, 256 MiB. Figures:
+#   host->guest, guest->host  TCP MB/s (bench/net_client.py against busybox nc
+#                             in the guest; the time ends when the far side
+#                             has every byte)
+#   rx pps                    18-byte UDP datagrams the guest's stack received
+#                             per second (/proc/net/snmp Udp InDatagrams +
+#                             NoPorts + InErrors) during a host flood
+# QEMU: virtio-net-pci on -netdev tap (vnet_hdr=on, vhost off: QEMU's own
+# user-space path, as kiln's) or -netdev user with the same hostfwd ports.
+# Logs: bench/build/net-*.log.
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_need_kvm net-throughput
+bench_kiln net-throughput.sh "${1:-}"
+BYTES=${BENCH_BYTES:-268435456}
+UDPS=${BENCH_UDP_SECONDS:-5}
+BACKENDS=${BENCH_BACKENDS:-tap user}
+VMMS=${BENCH_VMMS:-kiln qemu}
+TMO=${BENCH_TIMEOUT:-300}
+CLIENT="python3 $BENCH_DIR/net_client.py"
+mkdir -p "$BUILD"
+[ "$(id -u)" = 0 ] || { echo "net-throughput: SKIPPED — needs root for the tap's network namespace"; exit 0; }
+have qemu-system-x86_64 || VMMS=${VMMS//qemu/}
+
+TK=$("$ROOT/scripts/build-test-kernel.sh" 2>"$BUILD/build-test-kernel.log" | tail -1)
+DG=$("$ROOT/scripts/mk-debian-guest.sh" ${KILN_GUEST_OUT:+"$KILN_GUEST_OUT"} 2>"$BUILD/mk-debian-guest.log" | tail -1)
+[ -f "$TK/bzImage" ] && [ -f "$DG/initramfs.cpio" ] || { echo "net-throughput: guest images missing (see $BUILD/*.log)"; exit 1; }
+
+# The guest's /bench-init, appended to the initramfs as a second cpio archive.
+T=$BUILD/net-bench
+rm -rf "$T" && mkdir -p "$T/root"
+cat >"$T/root/bench-init" <<'INIT'
+#!/bin/sh
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+ip link set lo up; ip link set eth0 up
+bip=dhcp bytes=268435456
+for a in $(cat /proc/cmdline); do
+	case "$a" in bench.ip=*) bip=${a#*=} ;; bench.bytes=*) bytes=${a#*=} ;; esac
+done
+if [ "$bip" = dhcp ]; then
+	printf '#!/bin/sh\n[ "$1" = bound ] && ip addr add "$ip/$mask" dev "$interface"\nexit 0\n' >/tmp/l.sh
+	chmod +x /tmp/l.sh; udhcpc -i eth0 -q -n -t 10 -s /tmp/l.sh >/dev/null 2>&1
+else
+	ip addr add "$bip" dev eth0
+fi
+echo "bench: addr=$(ip -4 -o addr show eth0 | awk '{print $4}')"
+(while :; do nc -l -p 5001 >/dev/null; done) &
+(while :; do dd if=/dev/zero bs=65536 count=$((bytes / 65536)) 2>/dev/null | nc -l -p 5002 >/dev/null; done) &
+(while :; do echo "bench-udp $(awk '/^Udp: [0-9]/ { print $2 + $3 + $4; exit }' /proc/net/snmp)"; sleep 1; done) &
+echo bench-ready
+while :; do sleep 3600; done
+INIT
+chmod 755 "$T/root/bench-init"
+python3 "$ROOT/scripts/mkcpio.py" "$T/root" "$T/bench.cpio" && cat "$DG/initramfs.cpio" "$T/bench.cpio" >"$T/initrd.cpio" ||
+	{ echo "net-throughput: cannot build the bench initramfs"; exit 1; }
+
+NS=kiln-bench-$$
+P=$((30000 + $$ % 20000))   # hostfwd ports P (tcp 5001), P+1 (tcp 5002), P+2 (udp 9)
+cleanup() { [ -n "${VPID:-}" ] && kill "$VPID" 2>/dev/null; ip netns del "$NS" 2>/dev/null; }
+trap cleanup EXIT
+if [[ " $BACKENDS " == *" tap "* ]]; then
+	modprobe tun 2>/dev/null
+	[ -e /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; }
+	ip netns add "$NS" && ip -n "$NS" link set lo up && ip -n "$NS" tuntap add kt0 mode tap &&
+		ip -n "$NS" addr add 192.168.78.1/24 dev kt0 && ip -n "$NS" link set kt0 up ||
+		{ echo "net-throughput: cannot make the namespace and tap"; exit 1; }
+fi
+
+# last_udp CONSOLE: the guest's latest datagram count.
+last_udp() { grep -a '^bench-udp [0-9]' "$1" | tail -1 | cut -d' ' -f2; }
+
+run_one() { # VMM BACKEND
+	local vmm=$1 be=$2 con="$BUILD/net-$1-$2.log" host wrap=() cmd i tx rx c0 c1 sent
+	local append="console=ttyS0 reboot=k panic=-1 quiet rdinit=/bench-init bench.bytes=$BYTES"
+	rm -f "$con"
+	if [ "$be" = tap ]; then
+		host=192.168.78.2; wrap=(ip netns exec "$NS"); append+=" bench.ip=192.168.78.2/24"
+		p1=5001 p2=5002 p3=9
+	else
+		host=127.0.0.1; append+=" bench.ip=dhcp"
+		p1=$P p2=$((P + 1)) p3=$((P + 2))
+	fi
+	if [ "$vmm" = kiln ]; then
+		cmd=("$KILN" run --kernel "$TK/bzImage" --initrd "$T/initrd.cpio" --cmdline "$append" --cpus 1 --memory 256
+			--console "file:$con" --stats)
+		if [ "$be" = tap ]; then cmd+=(--net tap=kt0)
+		else cmd+=(--net "user,hostfwd=tcp::$P-:5001,hostfwd=tcp::$((P + 1))-:5002,hostfwd=udp::$((P + 2))-:9"); fi
+	else
+		cmd=(qemu-system-x86_64 -machine pc,accel=kvm -cpu host -m 256 -smp 1 -nodefaults -no-user-config
+			-display none -serial "file:$con" -no-reboot -kernel "$TK/bzImage" -initrd "$T/initrd.cpio"
+			-append "$append" -device virtio-net-pci,netdev=n0)
+		if [ "$be" = tap ]; then cmd+=(-netdev tap,id=n0,ifname=kt0,script=no,downscript=no,vnet_hdr=on)
+		else cmd+=(-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$P-:5001,hostfwd=tcp:127.0.0.1:$((P + 1))-:5002,hostfwd=udp:127.0.0.1:$((P + 2))-:9"); fi
+	fi
+	"${wrap[@]}" "${cmd[@]}" </dev/null >"$BUILD/net-$vmm-$be.stderr" 2>&1 &
+	VPID=$!
+	for ((i = 0; i < TMO; i++)); do
+		grep -aq bench-ready "$con" 2>/dev/null && break
+		kill -0 "$VPID" 2>/dev/null || break
+		sleep 1
+	done
+	if ! grep -aq bench-ready "$con" 2>/dev/null; then
+		printf '%-5s %-5s  guest did not come up (%s)\n' "$vmm" "$be" "$con"
+		kill "$VPID" 2>/dev/null; wait "$VPID" 2>/dev/null; VPID=; return
+	fi
+	tx=$("${wrap[@]}" timeout 600 $CLIENT tcp-send "$host" "$p1" "$BYTES" 2>>"$con.client") || tx=-
+	rx=$("${wrap[@]}" timeout 600 $CLIENT tcp-recv "$host" "$p2" 2>>"$con.client" | cut -d' ' -f1) || rx=-
+	sleep 1.2; c0=$(last_udp "$con")
+	sent=$("${wrap[@]}" $CLIENT udp-flood "$host" "$p3" "$UDPS" 18 2>>"$con.client") || sent=-
+	sleep 2.5; c1=$(last_udp "$con")
+	printf '%-5s %-5s  host->guest %8s MB/s   guest->host %8s MB/s   rx %9s pps (host sent %s pps)\n' \
+		"$vmm" "$be" "$tx" "$rx" "$(awk -v a="${c0:-0}" -v b="${c1:-0}" -v s="$UDPS" 'BEGIN { printf "%d", (b - a) / s }')" "$sent"
+	kill "$VPID" 2>/dev/null; wait "$VPID" 2>/dev/null; VPID=
+}
+
+echo "net-throughput: $(basename "$TK")/bzImage, 1 vCPU, $((BYTES / 1048576)) MiB per TCP transfer, ${UDPS}s UDP flood"
+for be in $BACKENDS; do
+	for vmm in $VMMS; do run_one "$vmm" "$be"; done
+done
+exit 0

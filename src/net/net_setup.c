@@ -1,0 +1,169 @@
+/* Builds the VM's networks from --net/--metadata/--ssh-key: backends, virtio-net devices, the network thread and the metadata service. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "net/net_setup.h"
+#include "net/mds_server.h"
+#include "net/mmds.h"
+#include "net/netloop.h"
+#include "net/slirp.h"
+#include "net/tap.h"
+#include "virtio/net.h"
+#include "core/vm.h"
+#include "core/log.h"
+
+/*
+ * Ownership: each virtio-net device owns its backends (freed with the
+ * device). This context owns the network thread, the metadata server and
+ * store; it is handed to the VM after the devices, so it is destroyed
+ * before them (vm_destroy goes in reverse): the thread that feeds the
+ * devices stops first.
+ */
+struct net_ctx {
+	struct vm *vm;
+	struct netloop loop;
+	bool loop_inited;
+	struct mds_server *server;
+	struct mmds mmds;
+	bool mmds_inited;
+};
+
+static void ctx_destroy(void *opaque)
+{
+	struct net_ctx *c = opaque;
+
+	if (c->loop_inited)
+		netloop_fini(&c->loop);
+	mds_server_destroy(c->server);
+	if (c->mmds_inited) {
+		if (c->vm->mmds == &c->mmds)
+			c->vm->mmds = NULL;
+		mmds_fini(&c->mmds);
+	}
+	free(c);
+}
+
+static void ctx_print_stats(void *opaque, int fd)
+{
+	struct net_ctx *c = opaque;
+
+	if (c->server)
+		mds_server_print_stats(c->server, fd);
+}
+
+int net_check_inputs(const struct vm_config *cfg, char *msg, size_t msglen)
+{
+	struct mmds m;
+
+	if ((cfg->metadata_path || cfg->ssh_key_path) && !cfg->nnets) {
+		snprintf(msg, msglen, "--metadata/--ssh-key need a --net for the guest to reach the service");
+		return -1;
+	}
+	if (!cfg->metadata_path && !cfg->ssh_key_path)
+		return 0;
+	if (mmds_init_files(&m, cfg->metadata_path, cfg->ssh_key_path, (enum mmds_version)cfg->metadata_version,
+			    msg, msglen) < 0)
+		return -1;
+	mmds_fini(&m);
+	return 0;
+}
+
+static int net_setup(struct vm *vm)
+{
+	const struct vm_config *cfg = &vm->cfg;
+	struct net_ctx *c;
+	char msg[256];
+	bool need_loop = false;
+	struct vm_device dev;
+	int ret = -EINVAL;
+	uint32_t mds_ip = 0, mds_alt = 0;
+
+	if (!cfg->nnets)
+		return 0;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->vm = vm;
+	if (netloop_init(&c->loop) < 0) {
+		free(c);
+		return -errno;
+	}
+	c->loop_inited = true;
+	if (cfg->metadata_path || cfg->ssh_key_path) {
+		if (mmds_init_files(&c->mmds, cfg->metadata_path, cfg->ssh_key_path,
+				    (enum mmds_version)cfg->metadata_version, msg, sizeof(msg)) < 0) {
+			log_err("--metadata: %s", msg);
+			goto fail;
+		}
+		c->mmds_inited = true;
+		vm->mmds = &c->mmds;
+		if (mds_server_create(&c->loop, &c->mmds, &c->server, msg, sizeof(msg)) < 0) {
+			log_err("%s", msg);
+			goto fail;
+		}
+		inet_pton(AF_INET, MDS_ADDR, &mds_ip);
+		inet_pton(AF_INET, MDS_HOST, &mds_alt);
+		need_loop = true;
+	}
+	for (unsigned i = 0; i < cfg->nnets; i++) {
+		const struct net_config *nc = &cfg->nets[i];
+		struct net_backend *be = NULL, *mds = NULL;
+		struct net_dev *nd;
+		int r;
+
+		if (nc->kind == NET_USER) {
+			r = slirp_backend_create(&c->loop, nc, &be, msg, sizeof(msg));
+			need_loop = true;
+		} else {
+			r = tap_backend_create(vm, nc, &be, msg, sizeof(msg));
+		}
+		if (r < 0) {
+			log_err("--net: %s", msg);
+			goto fail;
+		}
+		if (c->server && slirp_mds_create(&c->loop, mds_server_path(c->server), &mds, msg, sizeof(msg)) < 0) {
+			log_err("%s", msg);
+			be->ops->destroy(be);
+			goto fail;
+		}
+		r = net_dev_create(vm, nc, i, be, mds, mds_ip, mds_alt, &nd);
+		if (r < 0) {
+			log_err("virtio-net%u: %s", i, strerror(-r));
+			if (mds)
+				mds->ops->destroy(mds);
+			be->ops->destroy(be);
+			ret = r;
+			goto fail;
+		}
+		r = virtio_add(vm, &nd->vdev);
+		if (r < 0) {
+			log_err("virtio-net%u: no transport slot: %s", i, strerror(-r));
+			virtio_dev_destroy(&nd->vdev);
+			ret = r;
+			goto fail;
+		}
+	}
+	dev = (struct vm_device){ .name = "net", .state = c, .destroy = ctx_destroy, .print_stats = ctx_print_stats };
+	ret = vm_add_device(vm, &dev);
+	if (ret < 0)
+		goto fail;
+	if (need_loop) {
+		ret = netloop_start(&c->loop);
+		if (ret < 0) {
+			log_err("network thread: %s", strerror(-ret));
+			return ret; /* the VM owns c now */
+		}
+	}
+	return 0;
+fail:
+	/*
+	 * Devices already added stay with the VM (torn down with it); their
+	 * backends were registered as sources on this loop, which never ran.
+	 */
+	ctx_destroy(c);
+	return ret;
+}
+
+DEVICE_REGISTER(virtio_net, net_setup);

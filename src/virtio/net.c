@@ -1,0 +1,614 @@
+/* virtio-net (virtio 1.2 §5.1): rx/tx queue pairs, mergeable rx buffers, offloads passed through in the header, control queue, multiqueue. */
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "virtio/net.h"
+#include "core/vm.h"
+#include "core/log.h"
+
+/*
+ * Queue layout (§5.1.2): receiveq1, transmitq1, ..., receiveqN, transmitqN,
+ * then controlq. N is max_virtqueue_pairs when MQ is negotiated, else 1, so
+ * the control queue is queue 2 without MQ even if more pairs exist.
+ *
+ * Threads: tx and control work run on the I/O thread (queue kicks); rx runs
+ * where the packet comes from (the I/O thread for TAP, the network thread for
+ * libslirp); all of it under d->lock.
+ */
+
+static struct net_dev *ND(struct virtio_dev *d)
+{
+	return d->priv;
+}
+
+static bool has(const struct virtio_dev *d, unsigned bit)
+{
+	return d->guest_features & (1ull << bit);
+}
+
+static void net_config_read(struct virtio_dev *d, uint32_t off, void *data, uint32_t len)
+{
+	struct net_dev *nd = ND(d);
+	uint8_t cfg[NET_CONFIG_SIZE];
+	uint16_t v;
+
+	memcpy(cfg, nd->mac, 6);
+	v = htole16(VIRTIO_NET_S_LINK_UP);
+	memcpy(cfg + 6, &v, 2);
+	v = htole16((uint16_t)nd->max_pairs);
+	memcpy(cfg + 8, &v, 2);
+	v = htole16(NET_MTU);
+	memcpy(cfg + 10, &v, 2);
+	memcpy(data, cfg + off, len);
+}
+
+/* §5.1.4: mac is driver-writable (a driver without CTRL_MAC_ADDR sets it here); the rest is read-only. */
+static void net_config_write(struct virtio_dev *d, uint32_t off, const void *data, uint32_t len)
+{
+	struct net_dev *nd = ND(d);
+
+	if (off < 6)
+		memcpy(nd->mac + off, data, MIN(len, 6 - off));
+}
+
+static void configure_backend(struct net_dev *nd)
+{
+	if (nd->be->ops->configure)
+		nd->be->ops->configure(nd->be, nd->vdev.guest_features, nd->pairs);
+}
+
+static int net_activate(struct virtio_dev *d)
+{
+	struct net_dev *nd = ND(d);
+
+	/* §5.1.2: without MQ one pair, control queue at 2; with MQ, pairs start at 1 until VQ_PAIRS_SET. */
+	nd->pairs = 1;
+	nd->ctrl_q = has(d, VIRTIO_NET_F_MQ) ? 2 * nd->max_pairs : 2;
+	configure_backend(nd);
+	return 0;
+}
+
+static void backlog_clear(struct net_dev *nd)
+{
+	while (nd->backlog_count) {
+		free(nd->backlog[nd->backlog_head].data);
+		nd->backlog[nd->backlog_head].data = NULL;
+		nd->backlog_head = (nd->backlog_head + 1) % NET_RX_BACKLOG;
+		nd->backlog_count--;
+	}
+	nd->backlog_head = 0;
+}
+
+static void net_reset(struct virtio_dev *d)
+{
+	struct net_dev *nd = ND(d);
+
+	backlog_clear(nd);
+	memcpy(nd->mac, nd->mac_cfg, 6);
+	nd->promisc = false;
+	nd->pairs = 1;
+	nd->ctrl_q = 2;
+}
+
+/* ---- rx ---- */
+
+/* Copy src into the chain's writable buffers from byte `off` of the chain; returns bytes copied. */
+static size_t chain_fill(const struct vq_chain *c, const uint8_t *src, size_t len)
+{
+	size_t done = 0;
+
+	for (unsigned i = c->nread; i < c->nbufs && done < len; i++) {
+		size_t n = MIN((size_t)c->bufs[i].len, len - done);
+
+		memcpy(c->bufs[i].host, src + done, n);
+		done += n;
+	}
+	return done;
+}
+
+int net_rx_deliver(struct net_dev *nd, unsigned pair, uint8_t *pkt, size_t len)
+{
+	struct virtio_dev *d = &nd->vdev;
+	unsigned qi = 2 * pair, n = 0;
+	struct vq *q;
+	bool mrg = has(d, VIRTIO_NET_F_MRG_RXBUF);
+	uint8_t *nb_lo = NULL, *nb_hi = NULL;   /* where num_buffers' two bytes land in guest memory */
+	size_t off = 0;
+	int r;
+
+	if (pair >= nd->pairs || !virtio_queue_live(d, qi) || len < VNET_HDR_LEN)
+		return -ENODEV;
+	q = &d->vq[qi];
+	while (off < len) {
+		struct vq_chain *c = &nd->chain;
+		size_t before = off;
+
+		/* Bounded: at most one chain per ring entry, and heads[] holds a ring's worth. */
+		if (n == q->size || n == NET_QUEUE_SIZE) {
+			vq_unpop(q, n);
+			return -E2BIG;
+		}
+		r = vq_pop(q, c);
+		/*
+		 * Out of buffers: ask for a kick when the driver adds some (with
+		 * EVENT_IDX, avail_event must move or the driver never kicks again,
+		 * §2.7.10); if some arrived meanwhile, take them now.
+		 */
+		if (r == -EAGAIN && vq_enable_notify(q))
+			r = vq_pop(q, c);
+		if (r == -EAGAIN) {
+			vq_unpop(q, n);
+			return -EAGAIN;
+		}
+		if (r < 0) {
+			virtio_fail(d, vq_fault_str(q->fault));
+			return -EIO;
+		}
+		/* §5.1.6.3: rx buffers are device-writable only, and hold at least the header. */
+		if (c->nread || c->total_write < (n == 0 ? VNET_HDR_LEN : 1)) {
+			virtio_fail(d, "rx buffer with device-readable parts or smaller than the header");
+			return -EIO;
+		}
+		nd->heads[n] = c->head;
+		if (n == 0) {
+			/* Remember where bytes 10 and 11 of the header (num_buffers) go. */
+			size_t at = 0;
+
+			for (unsigned i = c->nread; i < c->nbufs && at < VNET_HDR_LEN; i++) {
+				uint8_t *h = c->bufs[i].host;
+
+				for (uint32_t k = 0; k < c->bufs[i].len && at < VNET_HDR_LEN; k++, at++) {
+					if (at == 10)
+						nb_lo = h + k;
+					else if (at == 11)
+						nb_hi = h + k;
+				}
+			}
+		}
+		off += chain_fill(c, pkt + off, len - off);
+		nd->lens[n] = (uint32_t)(off - before);
+		n++;
+		if (!mrg && off < len) {
+			/* Without MRG_RXBUF one buffer takes the whole packet (§5.1.6.3.1); this one is too small. */
+			vq_unpop(q, n);
+			return -E2BIG;
+		}
+	}
+	/* §5.1.6.4: num_buffers is the number of descriptors the packet is spread over (1 without MRG_RXBUF). */
+	*nb_lo = (uint8_t)n;
+	*nb_hi = (uint8_t)(n >> 8);
+	r = vq_push_many(q, nd->heads, nd->lens, n);
+	if (r < 0) {
+		virtio_fail(d, "rx used ring update failed");
+		return -EIO;
+	}
+	nd->stats.rx_frames++;
+	nd->stats.rx_bytes += len - VNET_HDR_LEN;
+	return 0;
+}
+
+void net_rx_done(struct net_dev *nd, unsigned pair)
+{
+	virtio_used(&nd->vdev, 2 * pair);
+}
+
+/* Deliver what the in-process stacks left waiting; true when the backlog is empty afterwards. */
+static bool backlog_flush(struct net_dev *nd)
+{
+	bool any = false;
+
+	while (nd->backlog_count) {
+		struct net_pkt *p = &nd->backlog[nd->backlog_head];
+		int r = net_rx_deliver(nd, 0, p->data, p->len);
+
+		if (r == -EAGAIN)
+			break;
+		if (r == 0)
+			any = true;
+		else
+			nd->stats.rx_dropped++;
+		free(p->data);
+		p->data = NULL;
+		nd->backlog_head = (nd->backlog_head + 1) % NET_RX_BACKLOG;
+		nd->backlog_count--;
+	}
+	if (any)
+		net_rx_done(nd, 0);
+	return nd->backlog_count == 0;
+}
+
+void net_inject(struct net_dev *nd, const void *frame, size_t len)
+{
+	struct virtio_dev *d = &nd->vdev;
+	uint8_t *pkt;
+	int r = -ENOMEM;
+
+	if (len > NET_MAX_FRAME)
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (!virtio_queue_live(d, 0)) {
+		nd->stats.rx_dropped++;
+		goto out;
+	}
+	pkt = malloc(VNET_HDR_LEN + len);
+	if (!pkt) {
+		nd->stats.rx_dropped++;
+		goto out;
+	}
+	/* In-process stacks compute every checksum: an all-zero header (no offload). */
+	memset(pkt, 0, VNET_HDR_LEN);
+	memcpy(pkt + VNET_HDR_LEN, frame, len);
+	if (!nd->backlog_count || backlog_flush(nd))
+		r = net_rx_deliver(nd, 0, pkt, VNET_HDR_LEN + len);
+	else
+		r = -EAGAIN;
+	if (r == 0) {
+		net_rx_done(nd, 0);
+		free(pkt);
+	} else if (r == -EAGAIN && nd->backlog_count < NET_RX_BACKLOG) {
+		unsigned tail = (nd->backlog_head + nd->backlog_count) % NET_RX_BACKLOG;
+
+		nd->backlog[tail] = (struct net_pkt){ .len = (uint32_t)(VNET_HDR_LEN + len), .data = pkt };
+		nd->backlog_count++;
+		nd->stats.rx_no_buffers++;
+	} else {
+		nd->stats.rx_dropped++;
+		free(pkt);
+	}
+out:
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void rx_kick(struct net_dev *nd, unsigned pair)
+{
+	if (pair == 0 && !backlog_flush(nd))
+		return;
+	if (pair < nd->pairs && nd->be->ops->rx_resume)
+		nd->be->ops->rx_resume(nd->be, pair);
+}
+
+/* ---- tx ---- */
+
+/*
+ * A frame for the metadata endpoint: made linear, its checksum finished
+ * (the guest may have left it to us when CSUM was negotiated), GSO refused
+ * (a metadata request never needs it; a segmenting stack would), then handed
+ * over without the header.
+ */
+static int tx_to_mds(struct net_dev *nd, const struct iovec *iov, int n, size_t len)
+{
+	struct virtio_net_hdr h;
+	uint8_t *f = nd->scratch;
+
+	if (len > sizeof(nd->scratch))
+		return -1;
+	iov_copy_out(iov, n, 0, f, len);
+	memcpy(&h, f, sizeof(h));
+	if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE)
+		return -1;
+	if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+	    net_csum_complete(f + VNET_HDR_LEN, len - VNET_HDR_LEN, le16toh(h.csum_start), le16toh(h.csum_offset)) < 0)
+		return -1;
+	memset(f, 0, VNET_HDR_LEN);
+	{
+		struct iovec one = { .iov_base = f, .iov_len = len };
+
+		return nd->mds->ops->tx(nd->mds, 0, &one, 1, len);
+	}
+}
+
+/* Process one tx chain already popped into nd->chain. 0 done, -EAGAIN the backend is full (unpop). */
+static int tx_one(struct net_dev *nd, unsigned pair)
+{
+	struct vq_chain *c = &nd->chain;
+	uint8_t head[VNET_HDR_LEN + 64];
+	size_t len = c->total_read, got;
+	int r = 0;
+
+	for (unsigned i = 0; i < c->nread; i++)
+		nd->iov[i] = (struct iovec){ .iov_base = c->bufs[i].host, .iov_len = c->bufs[i].len };
+	if (len < VNET_HDR_LEN + ETH_HLEN_ || len > VNET_HDR_LEN + NET_MAX_FRAME) {
+		/* Not a frame (or larger than any frame): dropped, the buffer is returned. */
+		nd->stats.tx_dropped++;
+		return 0;
+	}
+	if (nd->mds) {
+		got = iov_copy_out(nd->iov, (int)c->nread, 0, head, sizeof(head));
+		if (net_frame_for_mds(head + VNET_HDR_LEN, got - VNET_HDR_LEN, nd->mds_ip, nd->mds_alt_ip)) {
+			if (tx_to_mds(nd, nd->iov, (int)c->nread, len) < 0)
+				nd->stats.tx_dropped++;
+			else
+				nd->stats.tx_mds++;
+			return 0;
+		}
+	}
+	r = nd->be->ops->tx(nd->be, pair, nd->iov, (int)c->nread, len);
+	if (r == -EAGAIN)
+		return r;
+	if (r < 0) {
+		nd->stats.tx_dropped++;
+	} else {
+		nd->stats.tx_frames++;
+		nd->stats.tx_bytes += len - VNET_HDR_LEN;
+	}
+	return 0;
+}
+
+static void tx_kick(struct net_dev *nd, unsigned pair)
+{
+	struct virtio_dev *d = &nd->vdev;
+	unsigned qi = 2 * pair + 1, done = 0;
+	struct vq *q = &d->vq[qi];
+
+	if (pair >= nd->pairs)
+		return;
+	atomic_store(&nd->tx_blocked[pair], false);
+	for (;;) {
+		int r;
+
+		vq_disable_notify(q);
+		while (done < q->size) {
+			r = vq_pop(q, &nd->chain);
+			if (r == -EAGAIN)
+				break;
+			if (r < 0) {
+				virtio_fail(d, vq_fault_str(q->fault));
+				return;
+			}
+			/* §2.7.4.2 / §5.1.6.2: a transmit buffer is read-only for the device. */
+			if (nd->chain.total_write) {
+				virtio_fail(d, "tx buffer with device-writable parts");
+				return;
+			}
+			if (tx_one(nd, pair) == -EAGAIN) {
+				vq_unpop(q, 1);
+				atomic_store(&nd->tx_blocked[pair], true);
+				return; /* net_tx_resume kicks again; notifications stay off meanwhile */
+			}
+			if (vq_push(q, nd->chain.head, 0) < 0) {
+				virtio_fail(d, "tx used ring update failed");
+				return;
+			}
+			/*
+			 * Tell the driver at once, not at the end of the batch: a sender
+			 * throttled by its completions (Linux: BQL, TCP small queues)
+			 * waits for them, and each write to a tap can take a while. The
+			 * driver decides how often it wants to hear (used_event, §2.7.10).
+			 */
+			virtio_used(d, qi);
+			done++;
+		}
+		if (done >= q->size) {
+			/* The guest keeps the ring full: yield to other work, come back on the next loop turn. */
+			virtio_kick(d, qi);
+			break;
+		}
+		if (!vq_enable_notify(q))
+			break;
+	}
+}
+
+void net_tx_resume(struct net_dev *nd, unsigned pair)
+{
+	/*
+	 * Kick whether or not tx_blocked is set yet: the backend may resume
+	 * between its -EAGAIN and tx_kick recording it, and a lost kick would
+	 * stall the queue (notifications are off while blocked). A spare kick
+	 * costs one empty pass.
+	 */
+	if (pair >= NET_MAX_PAIRS)
+		return;
+	atomic_store(&nd->tx_blocked[pair], false);
+	virtio_kick(&nd->vdev, 2 * pair + 1);
+}
+
+/* ---- control queue ---- */
+
+static uint8_t ctrl_cmd(struct net_dev *nd, const uint8_t *b, size_t len)
+{
+	uint8_t cls, cmd;
+	const uint8_t *data = b + 2;
+	size_t dlen = len - 2;
+
+	if (len < 2)
+		return VIRTIO_NET_ERR;
+	cls = b[0];
+	cmd = b[1];
+	switch (cls) {
+	case VIRTIO_NET_CTRL_RX:
+		/* §5.1.6.5.1: one byte on/off. kiln does no rx filtering (the guest's stack does); acknowledged. */
+		if (cmd > VIRTIO_NET_CTRL_RX_NOBCAST || dlen != 1)
+			return VIRTIO_NET_ERR;
+		if (cmd == VIRTIO_NET_CTRL_RX_PROMISC)
+			nd->promisc = data[0];
+		return VIRTIO_NET_OK;
+	case VIRTIO_NET_CTRL_MAC:
+		if (cmd == VIRTIO_NET_CTRL_MAC_ADDR_SET) {
+			if (dlen != 6)
+				return VIRTIO_NET_ERR;
+			memcpy(nd->mac, data, 6);
+			return VIRTIO_NET_OK;
+		}
+		if (cmd == VIRTIO_NET_CTRL_MAC_TABLE_SET) {
+			/* Two tables, each le32 entries + entries * 6 bytes (§5.1.6.5.2); checked, not used for filtering. */
+			size_t off = 0;
+
+			for (int t = 0; t < 2; t++) {
+				uint32_t ne;
+
+				if (dlen - off < 4)
+					return VIRTIO_NET_ERR;
+				memcpy(&ne, data + off, 4);
+				ne = le32toh(ne);
+				off += 4;
+				if (ne > (dlen - off) / 6)
+					return VIRTIO_NET_ERR;
+				off += (size_t)ne * 6;
+			}
+			return off == dlen ? VIRTIO_NET_OK : VIRTIO_NET_ERR;
+		}
+		return VIRTIO_NET_ERR;
+	case VIRTIO_NET_CTRL_ANNOUNCE:
+		return cmd == VIRTIO_NET_CTRL_ANNOUNCE_ACK ? VIRTIO_NET_OK : VIRTIO_NET_ERR;
+	case VIRTIO_NET_CTRL_MQ:
+		if (cmd == VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET && has(&nd->vdev, VIRTIO_NET_F_MQ) && dlen == 2) {
+			uint16_t p;
+
+			memcpy(&p, data, 2);
+			p = le16toh(p);
+			/* §5.1.6.5.5: 1..max_virtqueue_pairs. */
+			if (p < 1 || p > nd->max_pairs)
+				return VIRTIO_NET_ERR;
+			nd->pairs = p;
+			configure_backend(nd);
+			return VIRTIO_NET_OK;
+		}
+		return VIRTIO_NET_ERR;
+	}
+	return VIRTIO_NET_ERR;
+}
+
+static void ctrl_kick(struct net_dev *nd)
+{
+	struct virtio_dev *d = &nd->vdev;
+	struct vq *q = &d->vq[nd->ctrl_q];
+	struct vq_chain *c = &nd->chain;
+	uint8_t cmd[4096];
+	bool pushed = false;
+
+	for (unsigned done = 0; done < q->size; done++) {
+		size_t got = 0;
+		uint8_t ack;
+		int r = vq_pop(q, c);
+
+		/* Drained: re-arm the kick (EVENT_IDX: avail_event, §2.7.10) and look once more. */
+		if (r == -EAGAIN && vq_enable_notify(q))
+			r = vq_pop(q, c);
+		if (r == -EAGAIN)
+			break;
+		if (r < 0) {
+			virtio_fail(d, vq_fault_str(q->fault));
+			return;
+		}
+		/* §5.1.6.5: class, command, data (device-readable), then one ack byte (device-writable). */
+		if (!c->total_write) {
+			virtio_fail(d, "control command without room for the ack");
+			return;
+		}
+		for (unsigned i = 0; i < c->nread; i++) {
+			size_t n = MIN((size_t)c->bufs[i].len, sizeof(cmd) - got);
+
+			memcpy(cmd + got, c->bufs[i].host, n);
+			got += n;
+		}
+		nd->stats.ctrl_cmds++;
+		ack = c->total_read > sizeof(cmd) ? VIRTIO_NET_ERR : ctrl_cmd(nd, cmd, got);
+		if (ack != VIRTIO_NET_OK)
+			nd->stats.ctrl_errs++;
+		*(uint8_t *)c->bufs[c->nread].host = ack;
+		if (vq_push(q, c->head, 1) < 0) {
+			virtio_fail(d, "control used ring update failed");
+			return;
+		}
+		pushed = true;
+	}
+	if (pushed)
+		virtio_used(d, nd->ctrl_q);
+}
+
+static void net_queue_notify(struct virtio_dev *d, unsigned qi)
+{
+	struct net_dev *nd = ND(d);
+
+	if (has(d, VIRTIO_NET_F_CTRL_VQ) && qi == nd->ctrl_q)
+		ctrl_kick(nd);
+	else if (qi < 2 * nd->max_pairs && qi % 2 == 0)
+		rx_kick(nd, qi / 2);
+	else if (qi < 2 * nd->max_pairs)
+		tx_kick(nd, qi / 2);
+}
+
+static void net_destroy(struct virtio_dev *d)
+{
+	struct net_dev *nd = ND(d);
+
+	backlog_clear(nd);
+	if (nd->mds)
+		nd->mds->ops->destroy(nd->mds);
+	if (nd->be)
+		nd->be->ops->destroy(nd->be);
+	free(nd);
+}
+
+static void net_print_stats(struct virtio_dev *d, int fd)
+{
+	struct net_dev *nd = ND(d);
+	const struct net_stats *s = &nd->stats;
+
+	dprintf(fd, "%s: tx frames=%llu bytes=%llu dropped=%llu metadata=%llu; rx frames=%llu bytes=%llu "
+		"dropped=%llu waited=%llu; ctrl=%llu errors=%llu\n", d->name,
+		(unsigned long long)s->tx_frames, (unsigned long long)s->tx_bytes, (unsigned long long)s->tx_dropped,
+		(unsigned long long)s->tx_mds, (unsigned long long)s->rx_frames, (unsigned long long)s->rx_bytes,
+		(unsigned long long)s->rx_dropped, (unsigned long long)s->rx_no_buffers,
+		(unsigned long long)s->ctrl_cmds, (unsigned long long)s->ctrl_errs);
+	if (nd->be->ops->print_stats)
+		nd->be->ops->print_stats(nd->be, fd);
+}
+
+static const struct virtio_dev_ops net_ops = {
+	.config_size = NET_CONFIG_SIZE,
+	.config_read = net_config_read,
+	.config_write = net_config_write,
+	.activate = net_activate,
+	.queue_notify = net_queue_notify,
+	.reset = net_reset,
+	.destroy = net_destroy,
+	.print_stats = net_print_stats,
+};
+
+int net_dev_create(struct vm *vm, const struct net_config *cfg, unsigned index, struct net_backend *be,
+		   struct net_backend *mds, uint32_t mds_ip, uint32_t mds_alt_ip, struct net_dev **out)
+{
+	struct net_dev *nd = calloc(1, sizeof(*nd));
+	uint64_t features;
+	char name[24];
+	int ret;
+
+	if (!nd)
+		return -ENOMEM;
+	nd->be = be;
+	nd->mds = mds;
+	nd->mds_ip = mds_ip;
+	nd->mds_alt_ip = mds_alt_ip;
+	be->nd = nd;
+	if (mds)
+		mds->nd = nd;
+	nd->max_pairs = MAX(1u, MIN(be->pairs, (unsigned)NET_MAX_PAIRS));
+	nd->pairs = 1;
+	nd->ctrl_q = 2;
+	if (cfg->mac_set) {
+		memcpy(nd->mac_cfg, cfg->mac, 6);
+	} else {
+		static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+
+		memcpy(nd->mac_cfg, base, 6);
+		nd->mac_cfg[5] = (uint8_t)(base[5] + index);
+	}
+	memcpy(nd->mac, nd->mac_cfg, 6);
+	features = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_NET_F_MTU) |
+		   (1ull << VIRTIO_NET_F_MRG_RXBUF) | (1ull << VIRTIO_NET_F_CTRL_VQ) | (1ull << VIRTIO_NET_F_CTRL_RX) |
+		   (1ull << VIRTIO_NET_F_CTRL_MAC_ADDR) | (be->features & VIRTIO_NET_OFFLOADS);
+	if (nd->max_pairs > 1)
+		features |= 1ull << VIRTIO_NET_F_MQ;
+	snprintf(name, sizeof(name), "virtio-net%u", index);
+	ret = virtio_dev_init(&nd->vdev, vm, name, VIRTIO_ID_NET, features, 2 * nd->max_pairs + 1, NET_QUEUE_SIZE,
+			      &net_ops, nd);
+	if (ret < 0) {
+		free(nd);
+		return ret;
+	}
+	*out = nd;
+	return 0;
+}

@@ -1,0 +1,145 @@
+/* virtio-net (virtio 1.2 §5.1): the device, and the interface its host backends (TAP, libslirp) implement. */
+#ifndef KILN_VIRTIO_NET_H
+#define KILN_VIRTIO_NET_H
+
+#include <stdatomic.h>
+#include <sys/uio.h>
+#include "virtio/virtio.h"
+#include "net/frame.h"
+#include "net/net_config.h"
+
+/* Feature bits (§5.1.3). */
+#define VIRTIO_NET_F_CSUM           0
+#define VIRTIO_NET_F_GUEST_CSUM     1
+#define VIRTIO_NET_F_MTU            3
+#define VIRTIO_NET_F_MAC            5
+#define VIRTIO_NET_F_GUEST_TSO4     7
+#define VIRTIO_NET_F_GUEST_TSO6     8
+#define VIRTIO_NET_F_GUEST_ECN      9
+#define VIRTIO_NET_F_GUEST_UFO      10
+#define VIRTIO_NET_F_HOST_TSO4      11
+#define VIRTIO_NET_F_HOST_TSO6      12
+#define VIRTIO_NET_F_HOST_ECN       13
+#define VIRTIO_NET_F_HOST_UFO       14
+#define VIRTIO_NET_F_MRG_RXBUF      15
+#define VIRTIO_NET_F_STATUS         16
+#define VIRTIO_NET_F_CTRL_VQ        17
+#define VIRTIO_NET_F_CTRL_RX        18
+#define VIRTIO_NET_F_MQ             22
+#define VIRTIO_NET_F_CTRL_MAC_ADDR  23
+
+#define VIRTIO_NET_S_LINK_UP 1
+
+/* Control queue (§5.1.6.5). */
+#define VIRTIO_NET_OK  0
+#define VIRTIO_NET_ERR 1
+#define VIRTIO_NET_CTRL_RX   0
+#define VIRTIO_NET_CTRL_RX_PROMISC   0
+#define VIRTIO_NET_CTRL_RX_NOBCAST   5
+#define VIRTIO_NET_CTRL_MAC  1
+#define VIRTIO_NET_CTRL_MAC_TABLE_SET 0
+#define VIRTIO_NET_CTRL_MAC_ADDR_SET  1
+#define VIRTIO_NET_CTRL_ANNOUNCE 3
+#define VIRTIO_NET_CTRL_ANNOUNCE_ACK 0
+#define VIRTIO_NET_CTRL_MQ   4
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
+
+/* The offloads a backend that takes the virtio-net header as is (TAP with IFF_VNET_HDR) can carry. */
+#define VIRTIO_NET_OFFLOADS                                                                                  \
+	((1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM) | (1ull << VIRTIO_NET_F_HOST_TSO4) |   \
+	 (1ull << VIRTIO_NET_F_HOST_TSO6) | (1ull << VIRTIO_NET_F_HOST_ECN) | (1ull << VIRTIO_NET_F_HOST_UFO) |  \
+	 (1ull << VIRTIO_NET_F_GUEST_TSO4) | (1ull << VIRTIO_NET_F_GUEST_TSO6) |                                \
+	 (1ull << VIRTIO_NET_F_GUEST_ECN) | (1ull << VIRTIO_NET_F_GUEST_UFO))
+
+#define NET_QUEUE_SIZE 256
+#define NET_CONFIG_SIZE 12        /* mac, status, max_virtqueue_pairs, mtu (§5.1.4) */
+#define NET_MTU 1500
+#define NET_RX_BACKLOG 256        /* frames injected by in-process stacks while the guest has no rx buffer */
+
+struct net_dev;
+struct net_backend;
+
+/*
+ * A host backend. tx runs on the I/O thread with the device lock held; it
+ * gets the guest's frame as an iovec that starts with the 12-byte
+ * virtio_net_hdr. Return 0 (sent or dropped) or -EAGAIN (cannot take it
+ * now: the device leaves the buffer in the ring and the backend calls
+ * net_tx_resume() later).
+ */
+struct net_backend_ops {
+	int (*tx)(struct net_backend *be, unsigned pair, const struct iovec *iov, int n, size_t len);
+	/* Features are negotiated (activate) or the guest asked for `pairs` pairs; d->lock held. May be NULL. */
+	void (*configure)(struct net_backend *be, uint64_t guest_features, unsigned pairs);
+	/* Rx buffers appeared on `pair` after it ran dry: pull pending input (d->lock held). May be NULL. */
+	void (*rx_resume)(struct net_backend *be, unsigned pair);
+	/* Free it (the I/O thread and the network thread have stopped). */
+	void (*destroy)(struct net_backend *be);
+	/* One --stats line. May be NULL. */
+	void (*print_stats)(struct net_backend *be, int fd);
+};
+
+struct net_backend {
+	const struct net_backend_ops *ops;
+	uint64_t features;          /* virtio-net offload bits it can carry (0 or VIRTIO_NET_OFFLOADS) */
+	unsigned pairs;             /* queue pairs it serves (1 unless TAP multiqueue) */
+	struct net_dev *nd;         /* set by net_dev_create */
+};
+
+struct net_stats {
+	uint64_t tx_frames, tx_bytes, tx_dropped, tx_mds;
+	uint64_t rx_frames, rx_bytes, rx_dropped, rx_no_buffers;
+	uint64_t ctrl_cmds, ctrl_errs;
+};
+
+struct net_dev {
+	struct virtio_dev vdev;
+	struct net_backend *be;      /* the guest's network */
+	struct net_backend *mds;     /* the metadata service's endpoint, or NULL */
+	uint32_t mds_ip, mds_alt_ip; /* frames for these (network order) go to mds */
+	uint8_t mac[6], mac_cfg[6];  /* current (CTRL_MAC_ADDR_SET) and configured */
+	unsigned max_pairs, pairs;   /* offered, in use (MQ_VQ_PAIRS_SET) */
+	unsigned ctrl_q;             /* index of the control queue once features are known */
+	bool promisc;
+	/* Frames injected by in-process stacks (slirp, metadata) waiting for rx buffers on pair 0. */
+	struct net_pkt { uint32_t len; uint8_t *data; } backlog[NET_RX_BACKLOG];
+	unsigned backlog_head, backlog_count;
+	_Atomic bool tx_blocked[NET_MAX_PAIRS];  /* a backend said -EAGAIN */
+	struct vq_chain chain;       /* scratch, d->lock held */
+	struct iovec iov[VQ_MAX_BUFS];
+	uint16_t heads[NET_QUEUE_SIZE];
+	uint32_t lens[NET_QUEUE_SIZE];
+	uint8_t scratch[NET_MAX_FRAME + VNET_HDR_LEN];  /* linear copy of a tx frame (metadata path) */
+	struct net_stats stats;
+};
+
+/*
+ * Make the device for `cfg` on backend be (and mds, the metadata endpoint, or
+ * NULL). Does not register it with a transport (virtio_add does). The device
+ * owns be and mds: virtio_dev_destroy frees them. 0 or -errno.
+ */
+int __must_check net_dev_create(struct vm *vm, const struct net_config *cfg, unsigned index, struct net_backend *be,
+				struct net_backend *mds, uint32_t mds_ip, uint32_t mds_alt_ip, struct net_dev **out);
+
+/*
+ * Hand a received packet to the guest on rx pair `pair`: pkt is the 12-byte
+ * virtio_net_hdr (num_buffers is filled in here) followed by the frame. d->lock
+ * held. 0 delivered (the caller raises the interrupt: net_rx_done), -EAGAIN
+ * the guest has no rx buffer now (keep it and retry on rx_resume), -E2BIG
+ * too big for the guest's buffers, -ENODEV queue not live, -EIO the ring is
+ * hostile (the device is now NEEDS_RESET).
+ */
+int net_rx_deliver(struct net_dev *nd, unsigned pair, uint8_t *pkt, size_t len);
+/* After one or more net_rx_deliver()s on pair: interrupt the guest if it wants one. */
+void net_rx_done(struct net_dev *nd, unsigned pair);
+
+/*
+ * From an in-process stack's thread (slirp): a frame for the guest on pair 0
+ * with no header. Takes d->lock. Delivered now, or kept (bounded) until the
+ * guest posts rx buffers, or dropped.
+ */
+void net_inject(struct net_dev *nd, const void *frame, size_t len);
+
+/* A backend that returned -EAGAIN from tx can take frames again: re-kick the tx queue (any thread). */
+void net_tx_resume(struct net_dev *nd, unsigned pair);
+
+#endif
