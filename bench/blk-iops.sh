@@ -14,6 +14,7 @@
 #
 # usage: bench/blk-iops.sh KILN_BINARY
 #   BENCH_SECS=5        seconds per phase
+#   BENCH_KILN_DISK_OPTS  extra --disk options for kiln, e.g. io=sync
 #   BENCH_QD=32         4 KiB random-read depth; BENCH_SEQ_QD=8 for 128 KiB sequential
 #   BENCH_DISK_MIB=128  image size
 #   QEMU=qemu-system-x86_64, QEMU_ACCEL=kvm, QEMU_MACHINE=microvm,pcie=on,rtc=on
@@ -67,7 +68,7 @@ show_guest() {
 }
 
 # kiln: --disk on the image (its default I/O engine), the guest's console to a file.
-timeout -k 5 "$TMO" "$KILN" run --kernel "$ELF" --memory 128 --disk "path=$IMG" --cmdline "$CMDLINE" \
+timeout -k 5 "$TMO" "$KILN" run --kernel "$ELF" --memory 128 --disk "path=$IMG${BENCH_KILN_DISK_OPTS:+,$BENCH_KILN_DISK_OPTS}" --cmdline "$CMDLINE" \
 	--console "file:$OUT/kiln.out" --stats </dev/null >"$OUT/kiln.log" 2>&1
 rc=$?
 show_guest kiln "$OUT/kiln.out" "$OUT/kiln.log" $rc

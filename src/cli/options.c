@@ -27,7 +27,7 @@ const char cli_usage[] =
 "  --console C[,C]      where the console goes: stdio (default; raw terminal, Ctrl-A x\n"
 "                       quits), file:PATH, or none; and which device carries it: serial\n"
 "                       (default: 16550A, ttyS0) or virtio (virtio-console, hvc0).\n"
-"                       E.g. --console virtio,file:/tmp/console.log\n"
+"                       E.g. --console virtio,file:/tmp/console.log (PATH without commas)\n"
 "  --disk path=FILE[,ro][,serial=ID][,io=uring|sync]\n"
 "                       a virtio-blk disk on a raw image (repeatable, up to 16; vda, vdb,\n"
 "                       ...); ro: read-only; serial: up to 20 bytes (default: from the\n"

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "manager/manager.h"
+#include "cli/options.h"
 
 const char mgr_usage[] =
 "usage: kiln serve --state-dir DIR --api-sock PATH [options]\n"
@@ -32,21 +33,6 @@ const char mgr_usage[] =
 "                          integration test's fake VMM, which needs no /dev/kvm\n";
 
 /* A decimal integer in [min, max]: no sign, space, suffix or overflow. 0 or -1. */
-static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	unsigned long long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 enum { OPT_STATE_DIR = 256, OPT_API_SOCK, OPT_VMM, OPT_GRACE, OPT_BACKOFF, OPT_RESTART_MAX,
        OPT_MAX_VMS };
 
@@ -87,22 +73,22 @@ int mgr_parse_args(int argc, char **argv, struct mgr_options *o, char *msg, size
 			o->vmm = optarg;
 			break;
 		case OPT_GRACE:
-			if (parse_uint(optarg, 0, 3600 * 1000, &v) < 0)
+			if (cli_parse_uint(optarg, 0, 3600 * 1000, &v) < 0)
 				goto bad_value;
 			o->params.grace_ms = v;
 			break;
 		case OPT_BACKOFF:
-			if (parse_uint(optarg, 0, 3600 * 1000, &v) < 0)
+			if (cli_parse_uint(optarg, 0, 3600 * 1000, &v) < 0)
 				goto bad_value;
 			o->params.backoff_ms = v;
 			break;
 		case OPT_RESTART_MAX:
-			if (parse_uint(optarg, 0, 1000000, &v) < 0)
+			if (cli_parse_uint(optarg, 0, 1000000, &v) < 0)
 				goto bad_value;
 			o->params.restart_max = (unsigned)v;
 			break;
 		case OPT_MAX_VMS:
-			if (parse_uint(optarg, 1, MGR_MAX_VMS_LIMIT, &v) < 0)
+			if (cli_parse_uint(optarg, 1, MGR_MAX_VMS_LIMIT, &v) < 0)
 				goto bad_value;
 			o->params.max_vms = (unsigned)v;
 			break;
