@@ -15,8 +15,10 @@
 # host's files: / read-only, the current directory writable, fresh /tmp,
 # /run, /dev (with /dev/kvm), /proc, /sys. COMMAND's stdout and stderr come
 # out on stdout; run.sh exits with COMMAND's status, 124 on timeout, 125 when
-# the lab itself failed. Environment inside: PATH, CI, KILN_*, the --env
-# names, HOME=/root, TERM=dumb, KVMLAB=1. Installs its packages with apt when
+# the lab itself failed. One lab runs at a time on a host: a second one
+# waits for the first (two TCG labs on 2 cores starve each other into soft
+# lockups); KVMLAB_LOCK names the lock file. Environment inside: PATH, CI,
+# KILN_*, the --env names, HOME=/root, TERM=dumb, KVMLAB=1. Installs its packages with apt when
 # missing; caches boot files in ${KILN_CACHE:-~/.cache/kiln}/kvmlab.
 # Details: docs/kvmlab.md.
 set -euo pipefail
@@ -27,7 +29,7 @@ EXTRA_ENV=()
 
 log() { printf 'kvmlab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 125; }
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 num() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 wants a positive number, got '$2'"; }
 
 while [ $# -gt 0 ]; do
@@ -145,6 +147,14 @@ q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }   # POSIX sh quoting
 } > "$CTL/cmd.sh"
 printf '%s\n' "$CWD" > "$CTL/cwd"
 
+# One lab at a time per host (docs/kvmlab.md, "Known flake"): wait here,
+# before the timeout starts counting.
+LOCK=${KVMLAB_LOCK:-/run/lock/kiln-kvmlab.lock}
+exec 9>>"$LOCK" || die "cannot open the lab lock $LOCK"
+if ! flock -n 9; then
+	log "another lab is running on this host; waiting for it to finish"
+	flock 9
+fi
 log "running '$*' in a QEMU TCG VM with nested SVM (/dev/kvm not available on this host)"
 share() {  # share TAG PATH [OPTS]: a virtio-9p device (commas in paths doubled for QEMU)
 	QARGS+=(-fsdev "local,id=$1,path=${2//,/,,},security_model=none,multidevs=remap${3:-}"
