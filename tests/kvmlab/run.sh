@@ -29,7 +29,7 @@ EXTRA_ENV=()
 
 log() { printf 'kvmlab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 125; }
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 num() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 wants a positive number, got '$2'"; }
 
 while [ $# -gt 0 ]; do
