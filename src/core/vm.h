@@ -13,6 +13,8 @@
 #include "core/irq.h"
 #include "net/net_config.h"
 
+struct mmds;
+
 /*
  * kiln's process exit codes (documented in README.md and --help).
  */
@@ -81,6 +83,13 @@ struct vm_config {
 	const char *metadata_path;
 	const char *ssh_key_path;
 	int metadata_version;      /* 1 or 2 (MMDS V1 / V2) */
+	/*
+	 * The API's metadata store, lent for the VM's life (NULL without the
+	 * API): then it is the one the guest reads, its version and address
+	 * apply, metadata_path/ssh_key_path are not read again, and each
+	 * NIC's no_mmds says where it is served.
+	 */
+	struct mmds *mmds_store;
 };
 
 struct vcpu;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
 #include <http_parser.h>
 #include "net/mmds.h"
 #include "core/types.h"
@@ -230,6 +231,7 @@ int mmds_init(struct mmds *m, const char *json, size_t json_len, const char *ssh
 	memset(m, 0, sizeof(*m));
 	pthread_mutex_init(&m->lock, NULL);
 	m->version = v;
+	m->addr = htonl(MMDS_DEFAULT_ADDR);
 	format_uuid(m->uuid, uuid);
 	if (json) {
 		m->root = json_loadb(json, json_len, JSON_REJECT_DUPLICATES, &err);
@@ -356,23 +358,59 @@ void mmds_fini(struct mmds *m)
 
 int mmds_set_root(struct mmds *m, json_t *root)
 {
-	json_t *old;
+	json_t *old, *u;
+	char uuid[sizeof(m->uuid)];
 	int ret;
 
 	if (!json_is_object(root))
 		return -1;
 	pthread_mutex_lock(&m->lock);
 	old = m->root;
+	memcpy(uuid, m->uuid, sizeof(uuid));
 	m->root = json_incref(root);
+	u = json_object_get(root, "uuid");
+	if (json_is_string(u))
+		snprintf(m->uuid, sizeof(m->uuid), "%s", json_string_value(u));
 	ret = mmds_rebuild(m);
 	if (ret < 0) {
 		json_decref(m->root);
 		m->root = old;
+		memcpy(m->uuid, uuid, sizeof(uuid));
 	} else {
 		json_decref(old);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return ret;
+}
+
+json_t *mmds_copy_root(struct mmds *m)
+{
+	json_t *c;
+
+	/* Under the lock: the HTTP thread takes references on the tree's members (json_copy). */
+	pthread_mutex_lock(&m->lock);
+	c = json_deep_copy(m->root);
+	pthread_mutex_unlock(&m->lock);
+	return c;
+}
+
+char *mmds_dump_root(struct mmds *m)
+{
+	char *s;
+
+	pthread_mutex_lock(&m->lock);
+	s = json_dumps(m->root, JSON_COMPACT);
+	pthread_mutex_unlock(&m->lock);
+	return s;
+}
+
+void mmds_configure(struct mmds *m, enum mmds_version v, uint32_t addr, bool imds_compat)
+{
+	pthread_mutex_lock(&m->lock);
+	m->version = v;
+	m->addr = addr;
+	m->imds_compat = imds_compat;
+	pthread_mutex_unlock(&m->lock);
 }
 
 /* ---- tokens ---- */
@@ -601,6 +639,7 @@ static void put_token(struct mmds *m, const struct mmds_request *rq, uint64_t no
 void mmds_handle(struct mmds *m, const struct mmds_request *rq, uint64_t now_ms, struct mmds_response *rsp)
 {
 	char path[MMDS_MAX_URL + 1], *seg[MMDS_MAX_DEPTH];
+	bool accept_json = rq->accept_json;
 	int n;
 
 	memset(rsp, 0, sizeof(*rsp));
@@ -631,9 +670,12 @@ void mmds_handle(struct mmds *m, const struct mmds_request *rq, uint64_t now_ms,
 		respond_error(rsp, 401);
 		goto out;
 	}
+	/* imds_compat: EC2 IMDS answers text/plain whatever the Accept header asks (MmdsConfig). */
+	if (m->imds_compat)
+		accept_json = false;
 	if (n == 0) {
 		/* The root: the raw tree's keys plus the two generated layouts. */
-		if (rq->accept_json) {
+		if (accept_json) {
 			serve_value(rsp, m->root, true);
 		} else {
 			json_t *o = json_copy(m->root);
@@ -648,14 +690,14 @@ void mmds_handle(struct mmds *m, const struct mmds_request *rq, uint64_t now_ms,
 	} else if (!strcmp(seg[0], "latest") || is_date(seg[0])) {
 		json_t *v = walk(m->ec2, seg + 1, n - 1);
 
-		if (!rq->accept_json && n == 3 && !strcmp(seg[1], "meta-data") && !strcmp(seg[2], "public-keys") &&
+		if (!accept_json && n == 3 && !strcmp(seg[1], "meta-data") && !strcmp(seg[2], "public-keys") &&
 		    json_is_object(v) && !json_object_get(obj_path(m->root, "latest", "meta-data"), "public-keys")) {
 			size_t len = 0;
 			char *b = list_ec2_keys(v, m->openstack, &len);
 
 			respond(rsp, b ? 200 : 500, "text/plain", b, len);
 		} else {
-			serve_value(rsp, v, rq->accept_json);
+			serve_value(rsp, v, accept_json);
 		}
 	} else if (!strcmp(seg[0], "openstack") && !json_object_get(m->root, "openstack")) {
 		if (n == 1) {
@@ -673,7 +715,7 @@ void mmds_handle(struct mmds *m, const struct mmds_request *rq, uint64_t now_ms,
 			respond_error(rsp, 404);
 		}
 	} else {
-		serve_value(rsp, walk(m->root, seg, n), rq->accept_json);
+		serve_value(rsp, walk(m->root, seg, n), accept_json);
 	}
 out:
 	pthread_mutex_unlock(&m->lock);

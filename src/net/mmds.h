@@ -20,6 +20,7 @@ enum mmds_version { MMDS_V1 = 1, MMDS_V2 = 2 };
 #define MMDS_MAX_REQUEST    8192        /* bytes of request line + headers + body; more -> 413 */
 #define MMDS_MAX_URL        1024        /* bytes of request target; more -> 414 */
 #define MMDS_MAX_FILE       (1 << 20)   /* --metadata and --ssh-key files */
+#define MMDS_DEFAULT_ADDR   0xa9fea9feu /* 169.254.169.254 (host order; Firecracker's default) */
 
 struct mmds_token {
 	char value[48];                 /* base64url of 32 random bytes; "" = free slot */
@@ -37,6 +38,9 @@ struct mmds {
 	json_t *openstack;              /* /openstack/latest/meta_data.json */
 	json_t *user_data;              /* string or NULL: /latest/user-data, /openstack/latest/user_data */
 	struct mmds_token tokens[MMDS_MAX_TOKENS];
+	/* Where the guest finds it (PUT /mmds/config ipv4_address), network order; read by net_setup at boot. */
+	uint32_t addr;
+	bool imds_compat;               /* text/plain whatever the Accept header says (MmdsConfig.imds_compat) */
 };
 
 /*
@@ -52,8 +56,18 @@ int mmds_init_files(struct mmds *m, const char *metadata_path, const char *ssh_k
 		    char *msg, size_t msglen);
 void mmds_fini(struct mmds *m);
 
-/* Replace the user's tree (the API's PUT /mmds); takes a reference on root. 0 or -1 (not an object). */
+/*
+ * Replace the user's tree (the API's PUT /mmds); takes a reference on root.
+ * A string "uuid" in it becomes the instance's UUID, as at mmds_init().
+ * 0 or -1 (not an object, or no memory: the old tree stays).
+ */
 int mmds_set_root(struct mmds *m, json_t *root);
+/* A deep copy of the user's tree (for a merge patch), or NULL on ENOMEM. Thread-safe. */
+json_t *mmds_copy_root(struct mmds *m);
+/* The user's tree as compact JSON (malloc'd), or NULL on ENOMEM. Thread-safe. */
+char *mmds_dump_root(struct mmds *m);
+/* Version, address (network order) and imds_compat, as PUT /mmds/config sets them. Thread-safe. */
+void mmds_configure(struct mmds *m, enum mmds_version v, uint32_t addr, bool imds_compat);
 
 /* One parsed request, as mmds_handle() needs it. */
 enum mmds_method { MMDS_GET, MMDS_PUT, MMDS_OTHER };

@@ -29,6 +29,7 @@ struct net_config {
 	uint8_t mac[6];
 	bool mac_set;                /* else 52:54:00:12:34:56 + index */
 	bool restrict_;              /* user: restrict=on, no connections out of the guest */
+	bool no_mmds;                /* no metadata service on this NIC (an API interface not in mmds-config) */
 	struct net_hostfwd fwd[NET_MAX_HOSTFWD];
 	unsigned nfwd;
 };

@@ -37,11 +37,11 @@ static void ctx_destroy(void *opaque)
 	if (c->loop_inited)
 		netloop_fini(&c->loop);
 	mds_server_destroy(c->server);
-	if (c->mmds_inited) {
-		if (c->vm->mmds == &c->mmds)
-			c->vm->mmds = NULL;
+	if (c->mmds_inited)
 		mmds_fini(&c->mmds);
-	}
+	/* A lent store (the API's) outlives the VM; it is only forgotten here. */
+	if (c->vm->mmds == &c->mmds || c->vm->mmds == c->vm->cfg.mmds_store)
+		c->vm->mmds = NULL;
 	free(c);
 }
 
@@ -53,10 +53,20 @@ static void ctx_print_stats(void *opaque, int fd)
 		mds_server_print_stats(c->server, fd);
 }
 
+/* Does NIC nc answer the metadata address? With a lent store its flag says; else --metadata/--ssh-key do. */
+static bool serves_mmds(const struct vm_config *cfg, const struct net_config *nc)
+{
+	if (nc->no_mmds)
+		return false;
+	return cfg->mmds_store || cfg->metadata_path || cfg->ssh_key_path;
+}
+
 int net_check_inputs(const struct vm_config *cfg, char *msg, size_t msglen)
 {
 	struct mmds m;
 
+	if (cfg->mmds_store)
+		return 0;   /* the API read the files into its store already */
 	if ((cfg->metadata_path || cfg->ssh_key_path) && !cfg->nnets) {
 		snprintf(msg, msglen, "--metadata/--ssh-key need a --net for the guest to reach the service");
 		return -1;
@@ -75,13 +85,16 @@ static int net_setup(struct vm *vm)
 	const struct vm_config *cfg = &vm->cfg;
 	struct net_ctx *c;
 	char msg[256];
-	bool need_loop = false;
+	bool need_loop = false, need_mds = false;
 	struct vm_device dev;
 	int ret = -EINVAL;
 	uint32_t mds_ip = 0, mds_alt = 0;
+	struct mmds *store = cfg->mmds_store;
 
 	if (!cfg->nnets)
 		return 0;
+	for (unsigned i = 0; i < cfg->nnets; i++)
+		need_mds |= serves_mmds(cfg, &cfg->nets[i]);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -91,20 +104,24 @@ static int net_setup(struct vm *vm)
 		return -errno;
 	}
 	c->loop_inited = true;
-	if (cfg->metadata_path || cfg->ssh_key_path) {
-		if (mmds_init_files(&c->mmds, cfg->metadata_path, cfg->ssh_key_path,
-				    (enum mmds_version)cfg->metadata_version, msg, sizeof(msg)) < 0) {
-			log_err("--metadata: %s", msg);
-			goto fail;
+	if (need_mds) {
+		if (!store) {
+			if (mmds_init_files(&c->mmds, cfg->metadata_path, cfg->ssh_key_path,
+					    (enum mmds_version)cfg->metadata_version, msg, sizeof(msg)) < 0) {
+				log_err("--metadata: %s", msg);
+				goto fail;
+			}
+			c->mmds_inited = true;
+			store = &c->mmds;
 		}
-		c->mmds_inited = true;
-		vm->mmds = &c->mmds;
-		if (mds_server_create(&c->loop, &c->mmds, &c->server, msg, sizeof(msg)) < 0) {
+		vm->mmds = store;
+		if (mds_server_create(&c->loop, store, &c->server, msg, sizeof(msg)) < 0) {
 			log_err("%s", msg);
 			goto fail;
 		}
-		inet_pton(AF_INET, MDS_ADDR, &mds_ip);
-		inet_pton(AF_INET, MDS_HOST, &mds_alt);
+		/* Set before boot only (PUT /mmds/config is pre-boot): no writer races this read. */
+		mds_ip = store->addr;
+		mds_alt = slirp_mds_host(mds_ip);
 		need_loop = true;
 	}
 	for (unsigned i = 0; i < cfg->nnets; i++) {
@@ -123,12 +140,13 @@ static int net_setup(struct vm *vm)
 			log_err("--net: %s", msg);
 			goto fail;
 		}
-		if (c->server && slirp_mds_create(&c->loop, mds_server_path(c->server), &mds, msg, sizeof(msg)) < 0) {
+		if (c->server && serves_mmds(cfg, nc) &&
+		    slirp_mds_create_at(&c->loop, mds_server_path(c->server), mds_ip, &mds, msg, sizeof(msg)) < 0) {
 			log_err("%s", msg);
 			be->ops->destroy(be);
 			goto fail;
 		}
-		r = net_dev_create(vm, nc, i, be, mds, mds_ip, mds_alt, &nd);
+		r = net_dev_create(vm, nc, i, be, mds, mds ? mds_ip : 0, mds ? mds_alt : 0, &nd);
 		if (r < 0) {
 			log_err("virtio-net%u: %s", i, strerror(-r));
 			if (mds)

@@ -427,8 +427,16 @@ int slirp_backend_create(struct netloop *l, const struct net_config *nc, struct 
 	return 0;
 }
 
-int slirp_mds_create(struct netloop *l, const char *unix_path, struct net_backend **out, char *msg,
-		     size_t msglen)
+uint32_t slirp_mds_host(uint32_t addr)
+{
+	uint32_t h = ip4(MDS_HOST).s_addr;
+
+	/* The stack's own address must not be the service's (PUT /mmds/config may pick .253). */
+	return addr == h ? ip4("169.254.169.251").s_addr : h;
+}
+
+int slirp_mds_create_at(struct netloop *l, const char *unix_path, uint32_t addr, struct net_backend **out,
+			char *msg, size_t msglen)
 {
 	SlirpConfig cfg = {
 		.version = 4,
@@ -436,17 +444,26 @@ int slirp_mds_create(struct netloop *l, const char *unix_path, struct net_backen
 		.in_enabled = true,
 		.vnetwork = ip4("169.254.0.0"),
 		.vnetmask = ip4("255.255.0.0"),
-		.vhost = ip4(MDS_HOST),
+		.vhost = { .s_addr = slirp_mds_host(addr) },
 		.vdhcp_start = ip4("169.254.169.100"),
-		.vnameserver = ip4("169.254.169.252"),
+		.vnameserver = ip4(addr == ip4("169.254.169.252").s_addr ? "169.254.169.250" : "169.254.169.252"),
 		.if_mtu = NET_MTU,
 		.if_mru = NET_MTU,
 		.disable_dns = true,
 		.disable_dhcp = true,
 	};
-	struct in_addr a = ip4(MDS_ADDR);
-	struct slirp_be *s = sl_new(l, "metadata", &cfg, msg, msglen);
+	struct in_addr a = { .s_addr = addr };
+	struct slirp_be *s;
 
+	/* MmdsConfig.ipv4_address is link-local (169.254.0.0/16): inside this stack's network. */
+	if ((ntohl(addr) >> 16) != 0xa9fe) {
+		char t[INET_ADDRSTRLEN];
+
+		snprintf(msg, msglen, "metadata: %s is not a link-local address",
+			 inet_ntop(AF_INET, &a, t, sizeof(t)) ? t : "?");
+		return -1;
+	}
+	s = sl_new(l, "metadata", &cfg, msg, msglen);
 	if (!s)
 		return -1;
 	s->mds = true;
@@ -458,4 +475,10 @@ int slirp_mds_create(struct netloop *l, const char *unix_path, struct net_backen
 	}
 	*out = &s->be;
 	return 0;
+}
+
+int slirp_mds_create(struct netloop *l, const char *unix_path, struct net_backend **out, char *msg,
+		     size_t msglen)
+{
+	return slirp_mds_create_at(l, unix_path, ip4(MDS_ADDR).s_addr, out, msg, msglen);
 }

@@ -3,6 +3,7 @@
 #define KILN_NET_SLIRP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "net/net_config.h"
 
 struct netloop;
@@ -22,5 +23,10 @@ int slirp_backend_create(struct netloop *l, const struct net_config *nc, struct 
 			 size_t msglen);
 /* The metadata endpoint: 169.254.169.254:80 forwarded to the HTTP server at unix_path. */
 int slirp_mds_create(struct netloop *l, const char *unix_path, struct net_backend **out, char *msg, size_t msglen);
+/* The same at addr (network order, in 169.254.0.0/16: MmdsConfig.ipv4_address). */
+int slirp_mds_create_at(struct netloop *l, const char *unix_path, uint32_t addr, struct net_backend **out,
+			char *msg, size_t msglen);
+/* The address that stack answers ARP from for the service at addr (network order): MDS_HOST unless taken. */
+uint32_t slirp_mds_host(uint32_t addr);
 
 #endif
