@@ -151,8 +151,8 @@ char *api_json_vm_config(const struct api_vmm *v)
 	json_object_set_new(o, "machine-config", machine_obj(&v->machine));
 	set_or_null(o, "metrics", v->metrics.kind == API_BODY_METRICS ?
 		    metrics_obj(&v->metrics.u.metrics) : NULL, v->metrics.kind == API_BODY_METRICS);
-	json_object_set_new(o, "mmds-config", json_null());
-	json_object_set_new(o, "network-interfaces", json_array());
+	json_object_set_new(o, "mmds-config", api_json_mmds_config(v));
+	json_object_set_new(o, "network-interfaces", api_json_nets(v));
 	json_object_set_new(o, "vsock", json_null());
 	set_or_null(o, "entropy", v->entropy.kind == API_BODY_ENTROPY ? json_object() : NULL,
 		    v->entropy.kind == API_BODY_ENTROPY);

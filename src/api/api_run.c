@@ -337,6 +337,12 @@ int api_run(const struct vm_config *cfg, api_check_inputs_fn check)
 		free(r);
 		return ret == -EINVAL ? KILN_EXIT_USAGE : KILN_EXIT_SETUP;
 	}
+	/* --metadata/--ssh-key seed the MMDS store before a config file or a client touches it. */
+	if (api_vmm_mmds_seed(&r->ctl, &err)) {
+		log_err("%s", err.msg);
+		code = err.status >= 500 ? KILN_EXIT_SETUP : KILN_EXIT_USAGE;
+		goto out;
+	}
 	if (cfg->config_file) {
 		code = load_config_file(r, cfg->config_file);
 		if (code)
@@ -372,12 +378,18 @@ int api_run(const struct vm_config *cfg, api_check_inputs_fn check)
 			goto out;
 		}
 	} else if (cfg->kernel_path) {
+		struct vm_config booted = *cfg;
+
+		/* The guest reads the API's store: PUT/PATCH /mmds after boot reach it. */
+		pthread_mutex_lock(&r->ctl.lock);
+		api_net_lend(&r->ctl, &booted);
+		pthread_mutex_unlock(&r->ctl.lock);
 		if (check && check(cfg) < 0) {
 			code = KILN_EXIT_USAGE;
 			goto out;
 		}
 		r->vm_created = true;
-		code = vm_create(&r->vm, cfg);
+		code = vm_create(&r->vm, &booted);
 		if (code == 0)
 			code = vm_load(&r->vm);
 		if (code)

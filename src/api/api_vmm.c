@@ -14,8 +14,6 @@
 #define DEFAULT_CMDLINE_SERIAL "console=ttyS0 reboot=k panic=-1"
 #define DEFAULT_CMDLINE_VIRTIO "console=hvc0 reboot=k panic=-1"
 
-static const char no_net[] = "kiln has no network device yet: virtio-net is not implemented.";
-static const char no_mmds[] = "kiln has no MMDS yet: it needs a network device.";
 static const char no_limiter[] = "kiln has no rate limiters yet: drop rate_limiter.";
 static const char stopped[] = "The microVM has stopped.";
 
@@ -78,6 +76,12 @@ int api_vmm_init(struct api_vmm *v, const struct vm_config *base, const char *id
 	v->metrics_fd = -1;
 	v->metrics_period_ms = API_METRICS_PERIOD_S * 1000;
 	v->created_ns = api_now_ns();
+	ret = api_mmds_init(v);
+	if (ret) {
+		pthread_cond_destroy(&v->timer_cv);
+		pthread_mutex_destroy(&v->lock);
+		return ret;
+	}
 	return 0;
 }
 
@@ -92,6 +96,13 @@ void api_vmm_destroy(struct api_vmm *v)
 	api_request_free(&v->serial);
 	api_request_free(&v->logger);
 	api_request_free(&v->metrics);
+	for (unsigned i = 0; i < v->nnets; i++)
+		api_request_free(&v->nets[i]);
+	v->nnets = 0;
+	api_request_free(&v->mmds_config);
+	if (v->mmds_ok)
+		mmds_fini(&v->mmds);
+	v->mmds_ok = false;
 	free(v->cmdline);
 	v->cmdline = NULL;
 	if (v->metrics_fd >= 0)
@@ -391,6 +402,9 @@ static int do_start(struct api_vmm *v, struct api_err *err)
 	ret = compose_cmdline(v, root >= 0 ? &v->drives[root].u.drive : NULL, &cfg, err);
 	if (ret)
 		return ret;
+	ret = api_net_compose(v, &cfg, err);
+	if (ret)
+		return ret;
 	ret = v->ops->start(v->opaque, &cfg, err);
 	if (ret) {
 		if (!err->status)
@@ -489,12 +503,13 @@ static int run_request(struct api_vmm *v, struct api_request *req, char **out,
 			    "path_on_host, no rate limiters).");
 		return -EOPNOTSUPP;
 	case API_EP_NETWORK_IFACES:
-		api_err_set(err, 400, "%s", no_net);
-		return -EOPNOTSUPP;
+		if (r->method == API_PUT)
+			return api_net_put(v, req, err);
+		return api_net_patch(v, req, err);
 	case API_EP_MMDS:
+		return api_mmds_request(v, req, out, err);
 	case API_EP_MMDS_CONFIG:
-		api_err_set(err, 400, "%s", no_mmds);
-		return -EOPNOTSUPP;
+		return api_mmds_config_put(v, req, err);
 	case API_EP_LOGGER:
 		return put_logger(v, req, err);
 	case API_EP_METRICS:

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include "api/api.h"
 #include "api/api_server.h"
+#include "net/mmds.h"
 
 /*
  * api_vmm sits between the HTTP server (api_server.h) and the VM: it routes
@@ -21,6 +22,9 @@ enum api_state { API_STATE_NOT_STARTED, API_STATE_RUNNING, API_STATE_PAUSED, API
 /* Instance ids (--id), as Firecracker's: [A-Za-z0-9-]{1,64}. */
 #define API_INSTANCE_ID_MAX 64
 #define API_DEFAULT_INSTANCE_ID "anonymous-instance"
+
+/* Largest MMDS data store a PUT/PATCH /mmds may leave (compact JSON bytes): Firecracker's default. */
+#define API_MMDS_SIZE_LIMIT 51200
 
 /* Interval of the metrics timer (Firecracker's WRITE_METRICS_PERIOD). */
 #define API_METRICS_PERIOD_S 60
@@ -65,6 +69,18 @@ struct api_vmm {
 	struct api_request serial;
 	struct api_request logger;
 	struct api_request metrics;
+	struct api_request nets[VM_MAX_NETS];   /* PUT /network-interfaces, in PUT order */
+	unsigned nnets;
+	struct api_request mmds_config;         /* PUT /mmds/config */
+	/*
+	 * The MMDS data store (api_net.c): seeded by --metadata/--ssh-key, written
+	 * by PUT/PATCH /mmds, lent to the VM at start (vm_config.mmds_store).
+	 */
+	struct mmds mmds;
+	bool mmds_ok;              /* the store exists (mmds_init succeeded) */
+	bool mmds_initialized;     /* a PUT /mmds or --metadata filled it: PATCH may merge */
+	size_t mmds_limit;         /* API_MMDS_SIZE_LIMIT */
+	const char *sys_net;       /* where host interfaces are looked up: "/sys/class/net" (tests: a fake) */
 	char *cmdline;             /* boot_args + the root device, composed at start */
 	struct vm_config started;  /* the configuration the VM booted with */
 
@@ -111,6 +127,19 @@ int api_vmm_request(struct api_vmm *v, const char *method, const char *path, con
  */
 int api_vmm_load_config(struct api_vmm *v, const char *text, size_t len, struct api_err *err);
 
+/*
+ * Seed the MMDS store from the command line's --metadata/--ssh-key (before
+ * any request: Firecracker's --metadata). 0, or -EINVAL (400) with err.
+ */
+int api_vmm_mmds_seed(struct api_vmm *v, struct api_err *err);
+
+/*
+ * The VM boots from the command line (--kernel): lend it the MMDS store and
+ * say which --net NICs serve it, so PUT/PATCH /mmds reach the guest. Before
+ * vm_create(cfg).
+ */
+void api_net_lend(struct api_vmm *v, struct vm_config *cfg);
+
 /* InstanceStart without HTTP (--config-file boots this way). 0 or -errno with err. */
 int api_vmm_start(struct api_vmm *v, struct api_err *err);
 
@@ -134,6 +163,27 @@ char *api_json_instance_info(const struct api_vmm *v);
 char *api_json_machine_config(const struct api_vmm *v);
 char *api_json_vm_config(const struct api_vmm *v);
 char *api_json_version(void);
+
+/* --- api_net.c: network interfaces and MMDS (lock held) --- */
+
+int api_net_put(struct api_vmm *v, struct api_request *req, struct api_err *err);
+int api_net_patch(struct api_vmm *v, const struct api_request *req, struct api_err *err);
+/* GET (*out: the store as JSON), PUT (replace), PATCH (RFC 7396 merge) /mmds. */
+int api_mmds_request(struct api_vmm *v, struct api_request *req, char **out, struct api_err *err);
+int api_mmds_config_put(struct api_vmm *v, struct api_request *req, struct api_err *err);
+/* Create the (empty) store at api_vmm_init. 0 or -ENOMEM. */
+int api_mmds_init(struct api_vmm *v);
+/* InstanceStart: the interfaces into cfg->nets (the API's first, then --net's), the store lent. */
+int api_net_compose(struct api_vmm *v, struct vm_config *cfg, struct api_err *err);
+/*
+ * RFC 7396 JSON merge patch: apply patch to target (a reference the call
+ * takes; NULL is fine) and return the result (a new reference), or NULL on
+ * ENOMEM. A null member deletes, an object merges, anything else replaces.
+ */
+json_t *api_json_merge_patch(json_t *target, json_t *patch);
+/* GET /vm/config's "network-interfaces" (array) and "mmds-config" (object or null). */
+json_t *api_json_nets(const struct api_vmm *v);
+json_t *api_json_mmds_config(const struct api_vmm *v);
 
 /* --- api_metrics.c --- */
 

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <jansson.h>
+#include <arpa/inet.h>
 #include "api/api_vmm.h"
 #include "core/log.h"
 
@@ -81,7 +83,25 @@ struct ctx {
 	struct vm_config base;
 	char dir[64];
 	char kernel[128], initrd[128], disk[128], disk2[128];
+	char sysnet[128];          /* a fake /sys/class/net: tap0, tap1 (taps), mq0 (multi_queue), tun0, lo */
 };
+
+/* A fake host interface: a directory, with a tun_flags file unless flags is NULL. */
+static void fake_iface(const struct ctx *c, const char *name, const char *flags)
+{
+	char p[256];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", c->sysnet, name);
+	assert_int_equal(mkdir(p, 0755), 0);
+	if (!flags)
+		return;
+	snprintf(p, sizeof(p), "%s/%s/tun_flags", c->sysnet, name);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", flags);
+	fclose(f);
+}
 
 static void touch(const char *path, size_t size)
 {
@@ -110,7 +130,15 @@ static int setup(void **state)
 	c->base.mem_bytes = 256ull << 20;
 	c->base.console = CONSOLE_STDIO;
 	c->base.compat = -1;
+	snprintf(c->sysnet, sizeof(c->sysnet), "%s/sysnet", c->dir);
+	assert_int_equal(mkdir(c->sysnet, 0755), 0);
+	fake_iface(c, "tap0", "0x1002");     /* IFF_TAP | IFF_NO_PI */
+	fake_iface(c, "tap1", "0x5002");     /* ... | IFF_VNET_HDR */
+	fake_iface(c, "mq0", "0x1102");      /* ... | IFF_MULTI_QUEUE */
+	fake_iface(c, "tun0", "0x1001");     /* IFF_TUN */
+	fake_iface(c, "lo", NULL);
 	assert_int_equal(api_vmm_init(&c->v, &c->base, "vm-1", &fops, &c->f), 0);
+	c->v.sys_net = c->sysnet;
 	*state = c;
 	return 0;
 }
@@ -135,7 +163,8 @@ static char *ok(struct ctx *c, const char *m, const char *path, const char *fmt,
 static char *ok(struct ctx *c, const char *m, const char *path, const char *fmt, ...)
 {
 	struct api_err e = { 0 };
-	char body[4096], *out = NULL;
+	static char body[API_MAX_BODY + 1];   /* MMDS bodies up to the API's limit */
+	char *out = NULL;
 	va_list ap;
 	int ret;
 
@@ -157,7 +186,8 @@ static void bad(struct ctx *c, int status, const char *want, const char *m, cons
 		const char *fmt, ...)
 {
 	struct api_err e = { 0 };
-	char body[4096], *out = NULL;
+	static char body[API_MAX_BODY + 1];   /* MMDS bodies up to the API's limit */
+	char *out = NULL;
 	va_list ap;
 	int ret;
 
@@ -336,12 +366,8 @@ static void test_preboot_refusals(void **state)
 	bad(c, 400, "cpu_template", "PUT", "/machine-config",
 	    "{\"vcpu_count\":1,\"mem_size_mib\":128,\"cpu_template\":\"T2\"}");
 	bad(c, 400, "track_dirty_pages", "PATCH", "/machine-config", "{\"track_dirty_pages\":true}");
-	bad(c, 400, "no network device", "PUT", "/network-interfaces/eth0",
-	    "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\"}");
-	/* The body is still validated first. */
 	bad(c, 400, "host_dev_name", "PUT", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\"}");
-	bad(c, 400, "MMDS", "GET", "/mmds", NULL);
-	bad(c, 400, "MMDS", "PUT", "/mmds/config", "{\"network_interfaces\":[\"eth0\"]}");
+	bad(c, 400, "does not correspond", "PUT", "/mmds/config", "{\"network_interfaces\":[\"eth0\"]}");
 	bad(c, 400, "rate limiters", "PUT", "/serial", "{\"rate_limiter\":{\"size\":1,\"refill_time\":1}}");
 	bad(c, 400, "not supported before starting", "PATCH", "/vm", "{\"state\":\"Paused\"}");
 	bad(c, 400, "not supported before starting", "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}");
@@ -426,6 +452,292 @@ static void test_postboot(void **state)
 	assert_int_equal(c->f.cads, 2);
 }
 
+
+/* RFC 7396 Appendix A, every example: target, patch, result. */
+static void test_merge_patch(void **state)
+{
+	static const char *const t[][3] = {
+		{ "{\"a\":\"b\"}", "{\"a\":\"c\"}", "{\"a\":\"c\"}" },
+		{ "{\"a\":\"b\"}", "{\"b\":\"c\"}", "{\"a\":\"b\",\"b\":\"c\"}" },
+		{ "{\"a\":\"b\"}", "{\"a\":null}", "{}" },
+		{ "{\"a\":\"b\",\"b\":\"c\"}", "{\"a\":null}", "{\"b\":\"c\"}" },
+		{ "{\"a\":[\"b\"]}", "{\"a\":\"c\"}", "{\"a\":\"c\"}" },
+		{ "{\"a\":\"c\"}", "{\"a\":[\"b\"]}", "{\"a\":[\"b\"]}" },
+		{ "{\"a\":{\"b\":\"c\"}}", "{\"a\":{\"b\":\"d\",\"c\":null}}", "{\"a\":{\"b\":\"d\"}}" },
+		{ "{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}", "{\"a\":[1]}" },
+		{ "[\"a\",\"b\"]", "[\"c\",\"d\"]", "[\"c\",\"d\"]" },
+		{ "{\"a\":\"b\"}", "[\"c\"]", "[\"c\"]" },
+		{ "{\"a\":\"foo\"}", "null", "null" },
+		{ "{\"a\":\"foo\"}", "\"bar\"", "\"bar\"" },
+		{ "{\"e\":null}", "{\"a\":1}", "{\"e\":null,\"a\":1}" },
+		{ "[1,2]", "{\"a\":\"b\",\"c\":null}", "{\"a\":\"b\"}" },
+		{ "{}", "{\"a\":{\"bb\":{\"ccc\":null}}}", "{\"a\":{\"bb\":{}}}" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		json_t *target = json_loads(t[i][0], JSON_DECODE_ANY, NULL);
+		json_t *patch = json_loads(t[i][1], JSON_DECODE_ANY, NULL);
+		json_t *want = json_loads(t[i][2], JSON_DECODE_ANY, NULL);
+		json_t *got;
+
+		assert_non_null(target);
+		assert_non_null(patch);
+		got = api_json_merge_patch(target, patch);
+		if (!json_equal(got, want)) {
+			char *g = json_dumps(got, JSON_ENCODE_ANY | JSON_COMPACT);
+			fail_msg("example %zu: got %s, want %s", i, g, t[i][2]);
+		}
+		json_decref(got);
+		json_decref(patch);
+		json_decref(want);
+	}
+	/* A NULL target is an absent one. */
+	{
+		json_t *patch = json_pack("{s{si}}", "a", "b", 1), *got = api_json_merge_patch(NULL, patch);
+		assert_true(json_equal(got, patch));
+		json_decref(got);
+		json_decref(patch);
+	}
+}
+
+/* What the guest's metadata server answers for path (JSON), from the API's store. */
+static char *guest_get(struct ctx *c, const char *path, int *status)
+{
+	struct mmds_request rq = { .method = MMDS_GET, .path = path, .accept_json = true };
+	struct mmds_response rsp;
+	char *b;
+
+	mmds_handle(&c->v.mmds, &rq, 1000, &rsp);
+	*status = rsp.status;
+	b = strndup(rsp.body ? rsp.body : "", rsp.body_len);
+	free(rsp.body);
+	return b;
+}
+
+static void test_mmds_store(void **state)
+{
+	struct ctx *c = *state;
+	char *s, *big;
+	int st;
+	size_t n = API_MMDS_SIZE_LIMIT;
+
+	s = ok(c, "GET", "/mmds", NULL);
+	assert_string_equal(s, "{}");
+	free(s);
+	bad(c, 400, "not initialized", "PATCH", "/mmds", "{\"a\":1}");
+	bad(c, 400, "expected a JSON object", "PUT", "/mmds", "[1]");
+	bad(c, 400, "Malformed JSON", "PUT", "/mmds", "{\"a\":");
+	ok(c, "PUT", "/mmds", "{\"a\":{\"b\":\"c\",\"d\":1},\"e\":\"f\"}");
+	s = ok(c, "GET", "/mmds", NULL);
+	assert_string_equal(s, "{\"a\":{\"b\":\"c\",\"d\":1},\"e\":\"f\"}");
+	free(s);
+	/* Merge: null deletes (deep too), new keys are added, objects merge. */
+	ok(c, "PATCH", "/mmds", "{\"a\":{\"b\":null,\"x\":[1]},\"e\":null,\"g\":\"h\"}");
+	s = ok(c, "GET", "/mmds", NULL);
+	assert_string_equal(s, "{\"a\":{\"d\":1,\"x\":[1]},\"g\":\"h\"}");
+	free(s);
+	/* The guest sees the same store. */
+	s = guest_get(c, "/g", &st);
+	assert_int_equal(st, 200);
+	assert_string_equal(s, "\"h\"");
+	free(s);
+	s = guest_get(c, "/e", &st);
+	assert_int_equal(st, 404);
+	free(s);
+
+	/* The size limit: a PUT or a PATCH that would leave more is refused (413), the store unchanged. */
+	big = malloc(n + 64);
+	snprintf(big, n + 64, "{\"k\":\"%0*d\"}", (int)(n - 7), 0);   /* exactly n + 1 bytes */
+	assert_int_equal(strlen(big), n + 1);
+	bad(c, 413, "doesn't fit", "PUT", "/mmds", "%s", big);
+	snprintf(big, n + 64, "{\"k\":\"%0*d\"}", (int)(n - 8), 0);   /* exactly n: fits */
+	ok(c, "PUT", "/mmds", "%s", big);
+	bad(c, 413, "doesn't fit", "PATCH", "/mmds", "{\"z\":1}");
+	s = ok(c, "GET", "/mmds", NULL);
+	assert_string_equal(s, big);
+	free(s);
+	free(big);
+	ok(c, "PUT", "/mmds", "{}");
+
+	/* MmdsConfig sets the store's version, address and format; GET /vm/config shows it. */
+	ok(c, "PUT", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\"}");
+	bad(c, 400, "is empty", "PUT", "/mmds/config", "{\"network_interfaces\":[]}");
+	bad(c, 400, "link-local", "PUT", "/mmds/config", "{\"network_interfaces\":[\"eth0\"],"
+	    "\"ipv4_address\":\"10.0.0.1\"}");
+	bad(c, 400, "does not correspond to any existing network interface: eth9", "PUT", "/mmds/config",
+	    "{\"network_interfaces\":[\"eth0\",\"eth9\"]}");
+	ok(c, "PUT", "/mmds/config", "{\"network_interfaces\":[\"eth0\"],\"version\":\"V2\","
+	   "\"ipv4_address\":\"169.254.1.2\",\"imds_compat\":true}");
+	assert_int_equal(c->v.mmds.version, MMDS_V2);
+	assert_int_equal(c->v.mmds.addr, htonl(0xa9fe0102));
+	assert_true(c->v.mmds.imds_compat);
+	{
+		json_t *j = get_json(c, "/vm/config"), *m = json_object_get(j, "mmds-config");
+
+		assert_string_equal(jstr(m, "version"), "V2");
+		assert_string_equal(jstr(m, "ipv4_address"), "169.254.1.2");
+		assert_true(json_is_true(json_object_get(m, "imds_compat")));
+		assert_string_equal(json_string_value(json_array_get(json_object_get(m, "network_interfaces"), 0)),
+				    "eth0");
+		json_decref(j);
+	}
+	/* V2: the guest needs a token now. */
+	s = guest_get(c, "/", &st);
+	assert_int_equal(st, 401);
+	free(s);
+	ok(c, "PUT", "/mmds/config", "{\"network_interfaces\":[\"eth0\"]}");
+	assert_int_equal(c->v.mmds.version, MMDS_V1);
+	assert_int_equal(c->v.mmds.addr, htonl(0xa9fea9fe));
+
+	/* After boot: the contents change, the configuration does not. */
+	ok(c, "PUT", "/boot-source", "{\"kernel_image_path\":\"%s\"}", c->kernel);
+	ok(c, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}");
+	assert_ptr_equal(c->f.cfg.mmds_store, &c->v.mmds);
+	assert_false(c->f.cfg.nets[0].no_mmds);
+	ok(c, "PUT", "/mmds", "{\"v\":\"1\"}");
+	ok(c, "PATCH", "/mmds", "{\"v\":\"2\"}");
+	s = guest_get(c, "/v", &st);
+	assert_string_equal(s, "\"2\"");
+	free(s);
+	bad(c, 400, "not supported after starting", "PUT", "/mmds/config", "{\"network_interfaces\":[\"eth0\"]}");
+}
+
+static void test_net_ifaces(void **state)
+{
+	struct ctx *c = *state;
+	json_t *j, *n;
+
+	ok(c, "PUT", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\","
+	   "\"guest_mac\":\"02:00:00:00:00:01\"}");
+	bad(c, 400, "no host interface nope0", "PUT", "/network-interfaces/eth1",
+	    "{\"iface_id\":\"eth1\",\"host_dev_name\":\"nope0\"}");
+	bad(c, 400, "tun0 is not a tap", "PUT", "/network-interfaces/eth1",
+	    "{\"iface_id\":\"eth1\",\"host_dev_name\":\"tun0\"}");
+	bad(c, 400, "lo is not a tap", "PUT", "/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"host_dev_name\":\"lo\"}");
+	bad(c, 400, "multi_queue", "PUT", "/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"host_dev_name\":\"mq0\"}");
+	bad(c, 400, "already used by interface eth0", "PUT", "/network-interfaces/eth1",
+	    "{\"iface_id\":\"eth1\",\"host_dev_name\":\"tap0\"}");
+	bad(c, 400, "MAC address is already in use: 02:00:00:00:00:01", "PUT", "/network-interfaces/eth1",
+	    "{\"iface_id\":\"eth1\",\"host_dev_name\":\"tap1\",\"guest_mac\":\"02:00:00:00:00:01\"}");
+	bad(c, 400, "multicast", "PUT", "/network-interfaces/eth1",
+	    "{\"iface_id\":\"eth1\",\"host_dev_name\":\"tap1\",\"guest_mac\":\"03:00:00:00:00:01\"}");
+	bad(c, 400, "MTU 1500", "PUT", "/network-interfaces/eth1",
+	    "{\"iface_id\":\"eth1\",\"host_dev_name\":\"tap1\",\"mtu\":9000}");
+	bad(c, 400, "does not match", "PUT", "/network-interfaces/eth1",
+	    "{\"iface_id\":\"eth2\",\"host_dev_name\":\"tap1\"}");
+	bad(c, 400, "rate limiters", "PUT", "/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"host_dev_name\":"
+	    "\"tap1\",\"tx_rate_limiter\":{\"bandwidth\":{\"size\":1000,\"refill_time\":100}}}");
+	bad(c, 400, "rate limiters", "PUT", "/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"host_dev_name\":"
+	    "\"tap1\",\"rx_rate_limiter\":{\"bandwidth\":{\"size\":0,\"refill_time\":0},"
+	    "\"ops\":{\"size\":5,\"refill_time\":1}}}");
+	bad(c, 400, "not supported before starting", "PATCH", "/network-interfaces/eth0",
+	    "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{}}");
+	/* Limiters that limit nothing (empty, or a zero size / refill_time) are what kiln does anyway. */
+	ok(c, "PUT", "/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"host_dev_name\":\"tap1\",\"mtu\":1500,"
+	   "\"rx_rate_limiter\":{},\"tx_rate_limiter\":{\"bandwidth\":{\"size\":0,\"refill_time\":100},"
+	   "\"ops\":{\"size\":10,\"refill_time\":0}}}");
+	/* The same id replaces (its tap and MAC may stay). */
+	ok(c, "PUT", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\","
+	   "\"guest_mac\":\"02:00:00:00:00:01\"}");
+	assert_int_equal(c->v.nnets, 2);
+	/* With the command line's --net, at most VM_MAX_NETS. */
+	c->v.base.nnets = VM_MAX_NETS - 2;
+	for (unsigned i = 0; i < c->v.base.nnets; i++) {
+		memset(&c->v.base.nets[i], 0, sizeof(c->v.base.nets[i]));
+		c->v.base.nets[i].kind = NET_USER;
+		c->v.base.nets[i].queues = 1;
+	}
+	fake_iface(c, "tap2", "0x1002");
+	bad(c, 400, "at most 4 network interfaces", "PUT", "/network-interfaces/eth2",
+	    "{\"iface_id\":\"eth2\",\"host_dev_name\":\"tap2\"}");
+
+	j = get_json(c, "/vm/config");
+	n = json_object_get(j, "network-interfaces");
+	assert_int_equal(json_array_size(n), 2);
+	assert_string_equal(jstr(json_array_get(n, 0), "iface_id"), "eth0");
+	assert_string_equal(jstr(json_array_get(n, 0), "host_dev_name"), "tap0");
+	assert_string_equal(jstr(json_array_get(n, 0), "guest_mac"), "02:00:00:00:00:01");
+	assert_null(json_object_get(json_array_get(n, 1), "guest_mac"));
+	assert_true(json_is_null(json_object_get(j, "mmds-config")));
+	json_decref(j);
+
+	/* InstanceStart: the API's interfaces first (eth0, eth1), then --net's; no MMDS without mmds-config. */
+	ok(c, "PUT", "/boot-source", "{\"kernel_image_path\":\"%s\"}", c->kernel);
+	ok(c, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}");
+	assert_int_equal(c->f.cfg.nnets, 4);
+	assert_int_equal(c->f.cfg.nets[0].kind, NET_TAP);
+	assert_string_equal(c->f.cfg.nets[0].ifname, "tap0");
+	assert_true(c->f.cfg.nets[0].mac_set);
+	assert_int_equal(c->f.cfg.nets[0].mac[5], 1);
+	assert_string_equal(c->f.cfg.nets[1].ifname, "tap1");
+	assert_false(c->f.cfg.nets[1].mac_set);
+	assert_int_equal(c->f.cfg.nets[2].kind, NET_USER);
+	for (unsigned i = 0; i < 4; i++)
+		assert_true(c->f.cfg.nets[i].no_mmds);
+	assert_ptr_equal(c->f.cfg.mmds_store, &c->v.mmds);
+
+	/* After boot: no new interfaces; PATCH knows its ids and refuses real limiters. */
+	bad(c, 400, "not supported after starting", "PUT", "/network-interfaces/eth3",
+	    "{\"iface_id\":\"eth3\",\"host_dev_name\":\"tap2\"}");
+	bad(c, 400, "Invalid network interface ID: there is no interface eth7", "PATCH", "/network-interfaces/eth7",
+	    "{\"iface_id\":\"eth7\",\"rx_rate_limiter\":{}}");
+	bad(c, 400, "nothing to update", "PATCH", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\"}");
+	bad(c, 400, "rate limiters", "PATCH", "/network-interfaces/eth0",
+	    "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"ops\":{\"size\":1,\"refill_time\":1}}}");
+	ok(c, "PATCH", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{}}");
+}
+
+/* --metadata / --ssh-key seed the store (Firecracker's --metadata); PATCH needs no PUT then. */
+static void test_mmds_seed(void **state)
+{
+	struct ctx *c = *state;
+	struct api_err e = { 0 };
+	char md[200], key[200], *s;
+	FILE *f;
+	int st;
+
+	snprintf(md, sizeof(md), "%s/md.json", c->dir);
+	snprintf(key, sizeof(key), "%s/key.pub", c->dir);
+	f = fopen(md, "w");
+	fputs("{\"hostname\":\"web1\",\"app\":{\"port\":\"80\"}}", f);
+	fclose(f);
+	f = fopen(key, "w");
+	fputs("ssh-ed25519 AAAAtest k@h\n", f);
+	fclose(f);
+	c->v.base.metadata_path = md;
+	c->v.base.ssh_key_path = key;
+	c->v.base.metadata_version = 2;
+	assert_int_equal(api_vmm_mmds_seed(&c->v, &e), 0);
+	assert_int_equal(c->v.mmds.version, MMDS_V2);
+	s = ok(c, "GET", "/mmds", NULL);
+	assert_string_equal(s, "{\"hostname\":\"web1\",\"app\":{\"port\":\"80\"}}");
+	free(s);
+	ok(c, "PATCH", "/mmds", "{\"app\":{\"port\":\"8080\"}}");
+	s = ok(c, "GET", "/mmds", NULL);
+	assert_string_equal(s, "{\"hostname\":\"web1\",\"app\":{\"port\":\"8080\"}}");
+	free(s);
+	/* The key from --ssh-key stays in the generated layouts after the API's writes. */
+	ok(c, "PUT", "/mmds", "{\"hostname\":\"web2\"}");
+	s = json_dumps(c->v.mmds.openstack, JSON_COMPACT);
+	assert_non_null(strstr(s, "ssh-ed25519 AAAAtest k@h"));
+	assert_non_null(strstr(s, "\"hostname\":\"web2\""));
+	free(s);
+	(void)st;
+
+	/* A file that is no JSON object: a 400 naming --metadata, and an empty store to go on with. */
+	f = fopen(md, "w");
+	fputs("[1]", f);
+	fclose(f);
+	memset(&e, 0, sizeof(e));
+	assert_int_not_equal(api_vmm_mmds_seed(&c->v, &e), 0);
+	assert_int_equal(e.status, 400);
+	assert_non_null(strstr(e.msg, "--metadata"));
+	assert_true(c->v.mmds_ok);
+	s = ok(c, "GET", "/mmds", NULL);
+	assert_string_equal(s, "{}");
+	free(s);
+}
+
 /* GET /vm/config loads back as a --config-file and gives the same configuration. */
 static void test_config_round_trip(void **state)
 {
@@ -447,10 +759,16 @@ static void test_config_round_trip(void **state)
 	ok(c, "PUT", "/metrics", "{\"metrics_path\":\"%s/metrics\",\"emit_id\":true,"
 	   "\"properties\":{\"host\":\"h1\"}}", c->dir);
 	ok(c, "PUT", "/entropy", "{}");
+	ok(c, "PUT", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\","
+	   "\"guest_mac\":\"02:00:00:00:00:01\"}");
+	ok(c, "PUT", "/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"host_dev_name\":\"tap1\"}");
+	ok(c, "PUT", "/mmds/config", "{\"network_interfaces\":[\"eth1\"],\"version\":\"V2\","
+	   "\"ipv4_address\":\"169.254.170.2\"}");
 	a = ok(c, "GET", "/vm/config", NULL);
 	assert_non_null(a);
 
 	assert_int_equal(api_vmm_init(&v2, &c->base, NULL, &fops, &f2), 0);
+	v2.sys_net = c->sysnet;
 	assert_int_equal(api_vmm_load_config(&v2, a, strlen(a), &e), 0);
 	pthread_mutex_lock(&v2.lock);
 	b = api_json_vm_config(&v2);
@@ -460,6 +778,11 @@ static void test_config_round_trip(void **state)
 	assert_int_equal(api_vmm_start(&v2, &e), 0);
 	assert_int_equal(f2.cfg.ncpus, 2);
 	assert_string_equal(f2.cmdline, "console=ttyS0 root=PARTUUID=abc-1 rw");
+	assert_int_equal(f2.cfg.nnets, 2);
+	assert_string_equal(f2.cfg.nets[0].ifname, "tap0");
+	assert_true(f2.cfg.nets[0].no_mmds && !f2.cfg.nets[1].no_mmds);
+	assert_ptr_equal(f2.cfg.mmds_store, &v2.mmds);
+	assert_int_equal(v2.mmds.version, MMDS_V2);
 	api_vmm_destroy(&v2);
 	free(a);
 }
@@ -478,7 +801,10 @@ static void test_config_errors(void **state)
 		{ "{\"drives\":[{\"drive_id\":\"a b\",\"path_on_host\":\"/x\",\"is_root_device\":false}]}", "drives[0] a b:" },
 		{ "{\"machine-config\":{\"vcpu_count\":1}}", "machine-config: " },
 		{ "{\"balloon\":{\"amount_mib\":1,\"deflate_on_oom\":true}}", "balloon: kiln does not implement" },
-		{ "{\"network-interfaces\":[{\"iface_id\":\"e\",\"host_dev_name\":\"tap0\"}]}", "no network device" },
+		{ "{\"network-interfaces\":[{\"iface_id\":\"e\",\"host_dev_name\":\"nope0\"}]}",
+		  "network-interfaces[0] e: Could not create the network device: no host interface nope0" },
+		{ "{\"network-interfaces\":[{\"iface_id\":\"e\",\"host_dev_name\":\"tap0\"}],"
+		  "\"mmds-config\":{\"network_interfaces\":[\"f\"]}}", "mmds-config: The list of network interface IDs" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -716,6 +1042,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_metrics_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logger, setup, teardown),
+		cmocka_unit_test(test_merge_patch),
+		cmocka_unit_test_setup_teardown(test_mmds_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_net_ifaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mmds_seed, setup, teardown),
 		cmocka_unit_test(test_parse_counters),
 	};
 
