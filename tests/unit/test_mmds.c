@@ -394,6 +394,36 @@ static void test_mmds_set_root(void **state)
 	get_ok(m, "/latest/meta-data/instance-id", false, "i-new");
 }
 
+/* PUT /mmds/config's knobs: imds_compat answers text whatever Accept says; version; a "uuid" in a new root. */
+static void test_mmds_configure(void **state)
+{
+	struct mmds *m = &((struct fx *)*state)->m;
+	char out[4096];
+	json_t *r;
+	char *d;
+
+	assert_int_equal(req(m, MMDS_GET, "/app", true, NULL, NULL, 0, out, sizeof(out)), 200);
+	assert_non_null(strstr(out, "\"name\":\"demo\""));
+	mmds_configure(m, MMDS_V1, m->addr, true);
+	assert_int_equal(req(m, MMDS_GET, "/app", true, NULL, NULL, 0, out, sizeof(out)), 200);
+	assert_string_equal(out, "port\nname\ntags");
+	mmds_configure(m, MMDS_V2, m->addr, false);
+	assert_int_equal(req(m, MMDS_GET, "/app/name", false, NULL, NULL, 0, out, sizeof(out)), 401);
+	mmds_configure(m, MMDS_V1, m->addr, false);
+	r = json_pack("{ss}", "uuid", "0f0f0f0f-1111-4222-8333-444444444444");
+	assert_int_equal(mmds_set_root(m, r), 0);
+	json_decref(r);
+	assert_int_equal(req(m, MMDS_GET, "/openstack/latest/meta_data.json", false, NULL, NULL, 0, out, sizeof(out)), 200);
+	assert_non_null(strstr(out, "0f0f0f0f-1111-4222-8333-444444444444"));
+	assert_string_equal(m->uuid, "0f0f0f0f-1111-4222-8333-444444444444");
+	d = mmds_dump_root(m);
+	assert_string_equal(d, "{\"uuid\":\"0f0f0f0f-1111-4222-8333-444444444444\"}");
+	free(d);
+	r = mmds_copy_root(m);
+	assert_true(json_equal(r, m->root) && r != m->root);
+	json_decref(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +439,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_http_hostile, setup_v2, teardown),
 		cmocka_unit_test_setup_teardown(test_http_v1_pipelined, setup_v1, teardown),
 		cmocka_unit_test_setup_teardown(test_mmds_set_root, setup_v1, teardown),
+		cmocka_unit_test_setup_teardown(test_mmds_configure, setup_v1, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
