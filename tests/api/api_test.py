@@ -21,7 +21,7 @@ import threading
 import time
 
 KILN = os.path.abspath(sys.argv[1])
-PARTS = sys.argv[2] if len(sys.argv) > 2 else "all"   # all | nokvm | kvm
+PARTS = sys.argv[2] if len(sys.argv) > 2 else "all"   # all | nokvm | kvm | kvmnet
 CONN_TIMEOUT_S = 10          # API_CONN_TIMEOUT_S in src/api/api_server.h
 MAX_BODY = 64 * 1024         # API_MAX_BODY in src/api/api.h
 
@@ -347,15 +347,13 @@ def part_a():
     fault(sock, "wrong method", "PATCH", "/", want="Invalid request method and/or path")
     fault(sock, "endpoint kiln lacks (vsock)", "PUT", "/vsock",
           {"guest_cid": 3, "uds_path": "/tmp/v"}, want="does not implement")
-    fault(sock, "device kiln lacks (network)", "PUT", "/network-interfaces/eth0",
-          {"iface_id": "eth0", "host_dev_name": "tap0"}, want="no network device")
-    fault(sock, "MMDS kiln lacks", "PUT", "/mmds", {"latest": {}}, want="MMDS")
     fault(sock, "unsupported setting refused (smt)", "PUT", "/machine-config",
           {"vcpu_count": 2, "mem_size_mib": 128, "smt": True}, want="smt")
     fault(sock, "rate limiter refused", "PUT", "/entropy",
           {"rate_limiter": {"bandwidth": {"size": 1, "refill_time": 1}}}, want="rate limiter")
     fault(sock, "PATCH /vm before boot", "PATCH", "/vm", {"state": "Paused"},
           want="not supported before starting")
+    mmds_store_checks(sock, "mmds: ")
     fault(sock, "SendCtrlAltDel before boot", "PUT", "/actions", {"action_type": "SendCtrlAltDel"},
           want="not supported before starting")
     fault(sock, "PATCH /drives before boot", "PATCH", "/drives/rootfs",
@@ -502,6 +500,10 @@ def part_a():
         ("lacking device", '{"boot-source":{"kernel_image_path":"%s"},"vsock":{"guest_cid":3,"uds_path":"/x"}}' % kernel,
          "vsock"),
         ("no boot source", '{"machine-config":{"vcpu_count":1,"mem_size_mib":128}}', "kernel configuration"),
+        ("missing tap", '{"boot-source":{"kernel_image_path":"%s"},"network-interfaces":[{"iface_id":"eth0",'
+         '"host_dev_name":"kilnnope0"}]}' % kernel, "network-interfaces[0] eth0: Could not create the network device"),
+        ("mmds-config naming no interface", '{"boot-source":{"kernel_image_path":"%s"},'
+         '"mmds-config":{"network_interfaces":["eth0"]}}' % kernel, "mmds-config: The list of network interface IDs"),
     ]:
         f = os.path.join(TMP, "bad.json")
         open(f, "w").write(content)
@@ -515,6 +517,227 @@ def part_a():
            r.stderr.strip())
     r = subprocess.run([KILN, "run", "--no-api", "--api-sock", sock], capture_output=True, text=True, timeout=10)
     report(r.returncode == 2 and "exclude" in r.stderr, "--no-api with --api-sock: exit 2", r.stderr.strip())
+
+
+# ---------------------------------------------------------------------------
+# Network interfaces and MMDS (no /dev/kvm: everything before boot)
+# ---------------------------------------------------------------------------
+def netns_up(ns, tap, addr=None):
+    """A network namespace with a tap in it (root, ip, /dev/net/tun); False when that cannot be had."""
+    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+        return False
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    cmds = [["ip", "netns", "add", ns], ["ip", "-n", ns, "link", "set", "lo", "up"],
+            ["ip", "-n", ns, "tuntap", "add", tap, "mode", "tap"], ["ip", "-n", ns, "link", "set", tap, "up"]]
+    if addr:
+        cmds.append(["ip", "-n", ns, "addr", "add", addr, "dev", tap])
+    for c in cmds:
+        try:
+            if subprocess.run(c, capture_output=True).returncode:
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def netns_down(ns):
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def mmds_store_checks(sock, prefix=""):
+    """PUT/PATCH/GET /mmds: round trip, RFC 7396 merge with null deletion, the size limit."""
+    st, j, text = call(sock, "GET", "/mmds")
+    report(st == 200 and j == {}, prefix + "GET /mmds: {} before any PUT", text)
+    fault(sock, prefix + "PATCH /mmds before PUT: not initialized", "PATCH", "/mmds", {"a": 1},
+          want="not initialized")
+    fault(sock, prefix + "PUT /mmds with an array", "PUT", "/mmds", raw_body=b"[1]", want="expected a JSON object")
+    fault(sock, prefix + "PUT /mmds with bad JSON", "PUT", "/mmds", raw_body=b'{"a":', want="Malformed JSON")
+    data = {"latest": {"meta-data": {"ami-id": "ami-1", "hostname": "h1"}}, "app": {"colour": "blue", "n": 1}}
+    ok_call(sock, prefix + "PUT /mmds", "PUT", "/mmds", data)
+    st, j, text = call(sock, "GET", "/mmds")
+    report(st == 200 and j == data, prefix + "GET /mmds returns what PUT stored", text)
+    ok_call(sock, prefix + "PATCH /mmds (merge, null deletes)", "PATCH", "/mmds",
+            {"app": {"colour": None, "size": "L"}, "latest": None, "new": [1, 2]})
+    st, j, text = call(sock, "GET", "/mmds")
+    report(st == 200 and j == {"app": {"n": 1, "size": "L"}, "new": [1, 2]},
+           prefix + "GET /mmds after the merge patch (RFC 7396)", text)
+    limit = 51200
+    over = '{"k":"' + "x" * (limit - 7) + '"}'        # limit + 1 bytes, compact
+    fault(sock, prefix + "PUT /mmds over 51200 bytes: 413", "PUT", "/mmds", raw_body=over.encode(),
+          want="doesn't fit", status=413)
+    exact = '{"k":"' + "x" * (limit - 8) + '"}'
+    ok_call(sock, prefix + "PUT /mmds of exactly 51200 bytes", "PUT", "/mmds", exact.encode())
+    fault(sock, prefix + "PATCH /mmds past the limit: 413", "PATCH", "/mmds", {"more": "y"},
+          want="doesn't fit", status=413)
+    st, j, text = call(sock, "GET", "/mmds")
+    report(st == 200 and text == exact, prefix + "a refused PATCH leaves the store as it was", text[:80])
+
+
+def part_a_net():
+    sock = os.path.join(TMP, "net.sock")
+    ns = f"kiln-api-{os.getpid()}"
+    have_tap = netns_up(ns, "kt0")
+    md = os.path.join(TMP, "md.json")
+    json.dump({"hostname": "from-file", "app": {"port": "80"}}, open(md, "w"))
+    args = ["--api-sock", sock, "--console", "none", "--metadata", md]
+    p = start_kiln(args, sock) if not have_tap else None
+    if have_tap:
+        kw = {"stdout": subprocess.DEVNULL, "stdin": subprocess.DEVNULL,
+              "stderr": open(os.path.join(TMP, "kiln-stderr.log"), "ab")}
+        p = subprocess.Popen(["ip", "netns", "exec", ns, KILN, "run"] + args, **kw)
+        if not wait_socket(sock, p):
+            stop(p)
+            p = None
+    if not report(p is not None, "net: socket comes up" + (" (kiln in a netns with tap kt0)" if have_tap else "")):
+        netns_down(ns)
+        return
+    try:
+        # --metadata seeds the store (Firecracker's flag): GET shows it, PATCH needs no PUT.
+        st, j, text = call(sock, "GET", "/mmds")
+        report(st == 200 and j == {"hostname": "from-file", "app": {"port": "80"}},
+               "net: --metadata seeds the MMDS store", text)
+        ok_call(sock, "net: PATCH /mmds on the seeded store", "PATCH", "/mmds", {"app": {"port": "8080"}})
+        st, j, text = call(sock, "GET", "/mmds")
+        report(st == 200 and j == {"hostname": "from-file", "app": {"port": "8080"}},
+               "net: GET /mmds after PATCH of the seeded store", text)
+
+        fault(sock, "net: PUT /network-interfaces without host_dev_name", "PUT", "/network-interfaces/eth0",
+              {"iface_id": "eth0"}, want="host_dev_name")
+        fault(sock, "net: bad host_dev_name", "PUT", "/network-interfaces/eth0",
+              {"iface_id": "eth0", "host_dev_name": "a/b"}, want="host_dev_name")
+        fault(sock, "net: bad guest_mac", "PUT", "/network-interfaces/eth0",
+              {"iface_id": "eth0", "host_dev_name": "kt0", "guest_mac": "zz:00:00:00:00:01"}, want="guest_mac")
+        fault(sock, "net: path id != iface_id", "PUT", "/network-interfaces/eth0",
+              {"iface_id": "eth1", "host_dev_name": "kt0"}, want="does not match")
+        fault(sock, "net: unknown field", "PUT", "/network-interfaces/eth0",
+              {"iface_id": "eth0", "host_dev_name": "kt0", "allow_mmds_requests": True}, want="unknown field")
+        fault(sock, "net: tap that does not exist", "PUT", "/network-interfaces/eth0",
+              {"iface_id": "eth0", "host_dev_name": "kilnnope0"}, want="no host interface kilnnope0")
+        fault(sock, "net: an interface that is no tap (lo)", "PUT", "/network-interfaces/eth0",
+              {"iface_id": "eth0", "host_dev_name": "lo"}, want="not a tap device")
+        fault(sock, "net: rate limiter refused", "PUT", "/network-interfaces/eth0",
+              {"iface_id": "eth0", "host_dev_name": "kt0",
+               "rx_rate_limiter": {"bandwidth": {"size": 1000000, "refill_time": 100}}},
+              want="does not support rate limiters")
+        fault(sock, "net: PATCH /network-interfaces before boot", "PATCH", "/network-interfaces/eth0",
+              {"iface_id": "eth0", "rx_rate_limiter": {}}, want="not supported before starting")
+        fault(sock, "net: PUT /mmds/config naming an unknown interface", "PUT", "/mmds/config",
+              {"network_interfaces": ["eth0"]}, want="does not correspond to any existing network interface")
+        fault(sock, "net: PUT /mmds/config with no interface", "PUT", "/mmds/config",
+              {"network_interfaces": []}, want="is empty")
+        fault(sock, "net: PUT /mmds/config with a non-link-local address", "PUT", "/mmds/config",
+              {"network_interfaces": ["eth0"], "ipv4_address": "10.0.0.1"}, want="link-local")
+        if have_tap:
+            ok_call(sock, "net: PUT /network-interfaces/eth0 (tap kt0)", "PUT", "/network-interfaces/eth0",
+                    {"iface_id": "eth0", "host_dev_name": "kt0", "guest_mac": "02:00:00:00:00:01",
+                     "rx_rate_limiter": {"bandwidth": {"size": 0, "refill_time": 0}}})
+            fault(sock, "net: a second interface on the same tap", "PUT", "/network-interfaces/eth1",
+                  {"iface_id": "eth1", "host_dev_name": "kt0"}, want="already used by interface eth0")
+            ok_call(sock, "net: PUT /mmds/config", "PUT", "/mmds/config",
+                    {"network_interfaces": ["eth0"], "version": "V2", "ipv4_address": "169.254.170.2"})
+            st, j, text = call(sock, "GET", "/vm/config")
+            report(st == 200 and j.get("network-interfaces") == [
+                       {"iface_id": "eth0", "host_dev_name": "kt0", "guest_mac": "02:00:00:00:00:01"}]
+                   and j.get("mmds-config") == {"version": "V2", "network_interfaces": ["eth0"],
+                                                "ipv4_address": "169.254.170.2", "imds_compat": False},
+                   "net: GET /vm/config has network-interfaces and mmds-config", text[:400])
+        else:
+            skip("net: PUT /network-interfaces with a real tap", "needs root, ip and /dev/net/tun")
+    finally:
+        stop(p)
+        netns_down(ns)
+
+
+# ---------------------------------------------------------------------------
+# Network interfaces and MMDS on a running guest (/dev/kvm, root for the tap)
+# ---------------------------------------------------------------------------
+def part_b_net():
+    kernel, initrd = find_guest()
+    if not kernel:
+        skip("kvm-net part", "no test kernel / initramfs in ~/.cache/kiln")
+        return
+    ns = f"kiln-apinet-{os.getpid()}"
+    if not netns_up(ns, "kt0", "192.168.78.1/24"):
+        skip("kvm-net part", "needs root, ip and /dev/net/tun for a tap in a namespace")
+        return
+    boot_timeout = int(os.environ.get("KILN_API_BOOT_TIMEOUT", "240"))
+    sock = os.path.join(TMP, "netvm.sock")
+    con = os.path.join(TMP, "net-console.log")
+    conf = open(con, "wb")
+    p = subprocess.Popen(["ip", "netns", "exec", ns, KILN, "run", "--api-sock", sock],
+                         stdin=subprocess.PIPE, stdout=conf,
+                         stderr=open(os.path.join(TMP, "kiln-stderr.log"), "ab"))
+    if not report(wait_socket(sock, p), "kvm-net: socket comes up (kiln in a netns)"):
+        stop(p, signal.SIGKILL)
+        netns_down(ns)
+        return
+
+    def guest(cmd, key, timeout=60):
+        """Run cmd in the guest's shell; the text between KEY= and END, or None."""
+        p.stdin.write(f"echo {key}=$({cmd}) END\n".encode())
+        p.stdin.flush()
+        # [^$]: not the shell's echo of the command line itself, whose KEY= is followed by "$(".
+        m = wait_for(lambda: re.search(key.encode() + rb"=([^$\r\n]*?) END", open(con, "rb").read()), timeout, 0.2)
+        return m.group(1).decode(errors="replace") if m else None
+
+    try:
+        # Everything through the API: boot source, a tap interface, MMDS on it, the data.
+        ok_call(sock, "kvm-net: PUT /boot-source", "PUT", "/boot-source",
+                {"kernel_image_path": kernel, "initrd_path": initrd,
+                 "boot_args": "console=ttyS0 reboot=k panic=-1 ip=192.168.78.2::192.168.78.1:255.255.255.0::eth0:off"})
+        ok_call(sock, "kvm-net: PUT /network-interfaces/eth0", "PUT", "/network-interfaces/eth0",
+                {"iface_id": "eth0", "host_dev_name": "kt0", "guest_mac": "02:00:00:00:00:02"})
+        ok_call(sock, "kvm-net: PUT /mmds/config", "PUT", "/mmds/config", {"network_interfaces": ["eth0"]})
+        ok_call(sock, "kvm-net: PUT /mmds", "PUT", "/mmds", {"kiln": {"colour": "blue", "size": "9"}})
+        ok_call(sock, "kvm-net: InstanceStart", "PUT", "/actions", {"action_type": "InstanceStart"})
+        seen = wait_for(lambda: b"shell on the console" in open(con, "rb").read(), boot_timeout, 0.5)
+        if not report(bool(seen), "kvm-net: guest shell up", f"console: {open(con, 'rb').read()[-300:]!r}"):
+            return
+        time.sleep(1)
+        mac = guest("cat /sys/class/net/eth0/address", "MAC")
+        report(mac == "02:00:00:00:00:02", "kvm-net: the guest's eth0 has guest_mac", str(mac))
+        wget = "timeout 20 wget -q -O - http://169.254.169.254/kiln/colour"
+        got = guest(wget, "MDS1")
+        report(got == "blue", "kvm-net: the guest reads MMDS data PUT before boot", str(got))
+        # After boot: PATCH and PUT reach the guest's next GET.
+        ok_call(sock, "kvm-net: PATCH /mmds after boot", "PATCH", "/mmds", {"kiln": {"colour": "green"}})
+        got = guest(wget, "MDS2")
+        report(got == "green", "kvm-net: the guest sees the PATCH", str(got))
+        ok_call(sock, "kvm-net: PATCH /mmds deleting a key", "PATCH", "/mmds", {"kiln": {"colour": None}})
+        got = guest(wget + " || echo gone; timeout 20 wget -q -O - http://169.254.169.254/kiln/size", "MDS3")
+        report(got == "gone 9", "kvm-net: a key deleted by PATCH is gone for the guest", str(got))
+        ok_call(sock, "kvm-net: PUT /mmds after boot", "PUT", "/mmds", {"other": "x"})
+        got = guest("timeout 20 wget -q -O - http://169.254.169.254/other", "MDS4")
+        report(got == "x", "kvm-net: the guest sees the PUT", str(got))
+        st, j, text = call(sock, "GET", "/mmds")
+        report(st == 200 and j == {"other": "x"}, "kvm-net: GET /mmds after boot", text)
+        # Post-boot refusals.
+        fault(sock, "kvm-net: PUT /network-interfaces after boot", "PUT", "/network-interfaces/eth1",
+              {"iface_id": "eth1", "host_dev_name": "kt0"}, want="not supported after starting")
+        fault(sock, "kvm-net: PUT /mmds/config after boot", "PUT", "/mmds/config",
+              {"network_interfaces": ["eth0"]}, want="not supported after starting")
+        fault(sock, "kvm-net: PATCH an unknown interface", "PATCH", "/network-interfaces/eth7",
+              {"iface_id": "eth7", "rx_rate_limiter": {}}, want="no interface eth7")
+        fault(sock, "kvm-net: PATCH rate limiters refused", "PATCH", "/network-interfaces/eth0",
+              {"iface_id": "eth0", "tx_rate_limiter": {"ops": {"size": 10, "refill_time": 1000}}},
+              want="does not support rate limiters")
+        # The tap works both ways: the namespace pings the guest.
+        r = subprocess.run(["ip", "netns", "exec", ns, "busybox", "ping", "-c", "2", "-W", "5", "192.168.78.2"],
+                           capture_output=True, text=True, timeout=30)
+        report(r.returncode == 0, "kvm-net: the namespace pings the guest over the API's tap", r.stdout[-200:])
+        p.stdin.write(b"poweroff -f\n")
+        p.stdin.flush()
+        try:
+            code = p.wait(60)
+        except subprocess.TimeoutExpired:
+            code = None
+        report(code == 0, "kvm-net: guest powers off, kiln exits 0", f"exit {code}")
+    finally:
+        if p.poll() is None:
+            stop(p, signal.SIGKILL)
+        conf.close()
+        netns_down(ns)
 
 
 # ---------------------------------------------------------------------------
@@ -693,9 +916,12 @@ def kvm_usable():
 def main():
     if PARTS in ("all", "nokvm"):
         part_a()
-    if PARTS in ("all", "kvm"):
+        part_a_net()
+    if PARTS in ("all", "kvm", "kvmnet"):
         if kvm_usable():
-            part_b()
+            if PARTS != "kvmnet":
+                part_b()
+            part_b_net()
         elif os.environ.get("KILN_REQUIRE_KVM") == "1":
             report(False, "KVM part", "/dev/kvm not available and KILN_REQUIRE_KVM=1")
         else:
