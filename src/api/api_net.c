@@ -308,7 +308,10 @@ int api_mmds_request(struct api_vmm *v, struct api_request *req, char **out, str
 			api_err_set(err, 400, "The MMDS data store is not initialized.");
 			return -ENOENT;
 		}
-		root = api_json_merge_patch(mmds_copy_root(&v->mmds), req->u.mmds);
+		root = mmds_copy_root(&v->mmds);
+		/* A NULL copy (no memory) must not read as an absent target: the patch alone would replace the store. */
+		if (root)
+			root = api_json_merge_patch(root, req->u.mmds);
 		if (!root) {
 			api_err_set(err, 500, "out of memory");
 			return -ENOMEM;
