@@ -15,6 +15,9 @@
 # usage: bench/blk-iops.sh KILN_BINARY
 #   BENCH_SECS=5        seconds per phase
 #   BENCH_KILN_DISK_OPTS  extra --disk options for kiln, e.g. io=sync
+#   BENCH_KILN_POLL="0"   kiln's --io-poll settings, one kiln row each: "0 50"
+#                       compares sleeping on kicks with a 50 us busy-poll window
+#                       (row "kiln --io-poll 50"; its --stats show the polling)
 #   BENCH_QD=32         4 KiB random-read depth; BENCH_SEQ_QD=8 for 128 KiB sequential
 #   BENCH_DISK_MIB=128  image size
 #   QEMU=qemu-system-x86_64, QEMU_ACCEL=kvm, QEMU_MACHINE=microvm,pcie=on,rtc=on
@@ -67,13 +70,17 @@ show_guest() {
 	fi
 }
 
-# kiln: --disk on the image (its default I/O engine), the guest's console to a file.
-timeout -k 5 "$TMO" "$KILN" run --kernel "$ELF" --memory 128 --disk "path=$IMG${BENCH_KILN_DISK_OPTS:+,$BENCH_KILN_DISK_OPTS}" --cmdline "$CMDLINE" \
-	--console "file:$OUT/kiln.out" --stats </dev/null >"$OUT/kiln.log" 2>&1
-rc=$?
-show_guest kiln "$OUT/kiln.out" "$OUT/kiln.log" $rc
-grep -E '^virtio-blk' "$OUT/kiln.log" | sed 's/^/  kiln --stats: /'
-guest_row kiln "$OUT/kiln.out"
+# kiln: --disk on the image (its default I/O engine), the guest's console to a file; once per --io-poll setting.
+for poll in ${BENCH_KILN_POLL:-0}; do
+	name=kiln; [ "$poll" != 0 ] && name="kiln --io-poll $poll"
+	o=$OUT/kiln-poll$poll
+	timeout -k 5 "$TMO" "$KILN" run --kernel "$ELF" --memory 128 --disk "path=$IMG${BENCH_KILN_DISK_OPTS:+,$BENCH_KILN_DISK_OPTS}" --cmdline "$CMDLINE" \
+		--console "file:$o.out" --stats --io-poll "$poll" </dev/null >"$o.log" 2>&1
+	rc=$?
+	show_guest "$name" "$o.out" "$o.log" $rc
+	grep -E '^(virtio-blk|I/O thread)' "$o.log" | sed "s/^/  $name --stats: /"
+	guest_row "$name" "$o.out"
+done
 
 # QEMU: the same ELF by PVH boot, a modern-only virtio-blk-pci, io_uring on the page cache like fio.
 if have "$QEMU"; then

@@ -7,6 +7,10 @@
 #   BENCH_UDP_SECONDS=5     length of the small-datagram flood
 #   BENCH_BACKENDS="tap user"  BENCH_VMMS="kiln qemu"
 #   BENCH_TIMEOUT=300       seconds to wait for a guest to come up
+#   BENCH_KILN_POLL="0"     kiln's --io-poll settings, one kiln row each ("0 50":
+#                           without and with a 50 us busy-poll window, row
+#                           kiln/p50); kiln's I/O thread and virtio-net --stats
+#                           lines follow each kiln row
 # The guest: the test kernel's bzImage (both VMMs boot the same file), the
 # Debian busybox initramfs plus a /bench-init of its own (appended cpio), one
 # vCPU, 256 MiB. Figures:
@@ -81,8 +85,10 @@ fi
 # last_udp CONSOLE: the guest's latest datagram count.
 last_udp() { grep -a '^bench-udp [0-9]' "$1" | tail -1 | cut -d' ' -f2; }
 
-run_one() { # VMM BACKEND
-	local vmm=$1 be=$2 con="$BUILD/net-$1-$2.log" host wrap=() cmd i tx rx c0 c1 sent
+run_one() { # VMM BACKEND [IO_POLL_US]
+	local vmm=$1 be=$2 poll=${3:-0} con err host wrap=() cmd i tx rx c0 c1 sent label=$1
+	[ "$vmm" = kiln ] && [ "$poll" != 0 ] && label="kiln/p$poll"
+	con="$BUILD/net-${label//\//-}-$be.log" err="$BUILD/net-${label//\//-}-$be.stderr"
 	local append="console=ttyS0 reboot=k panic=-1 quiet rdinit=/bench-init bench.bytes=$BYTES"
 	rm -f "$con"
 	if [ "$be" = tap ]; then
@@ -94,7 +100,7 @@ run_one() { # VMM BACKEND
 	fi
 	if [ "$vmm" = kiln ]; then
 		cmd=("$KILN" run --kernel "$TK/bzImage" --initrd "$T/initrd.cpio" --cmdline "$append" --cpus 1 --memory 256
-			--console "file:$con" --stats)
+			--console "file:$con" --stats --io-poll "$poll")
 		if [ "$be" = tap ]; then cmd+=(--net tap=kt0)
 		else cmd+=(--net "user,hostfwd=tcp::$P-:5001,hostfwd=tcp::$((P + 1))-:5002,hostfwd=udp::$((P + 2))-:9"); fi
 	else
@@ -104,7 +110,7 @@ run_one() { # VMM BACKEND
 		if [ "$be" = tap ]; then cmd+=(-netdev tap,id=n0,ifname=kt0,script=no,downscript=no,vnet_hdr=on)
 		else cmd+=(-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$P-:5001,hostfwd=tcp:127.0.0.1:$((P + 1))-:5002,hostfwd=udp:127.0.0.1:$((P + 2))-:9"); fi
 	fi
-	"${wrap[@]}" "${cmd[@]}" </dev/null >"$BUILD/net-$vmm-$be.stderr" 2>&1 &
+	"${wrap[@]}" "${cmd[@]}" </dev/null >"$err" 2>&1 &
 	VPID=$!
 	for ((i = 0; i < TMO; i++)); do
 		grep -aq bench-ready "$con" 2>/dev/null && break
@@ -112,7 +118,7 @@ run_one() { # VMM BACKEND
 		sleep 1
 	done
 	if ! grep -aq bench-ready "$con" 2>/dev/null; then
-		printf '%-5s %-5s  guest did not come up (%s)\n' "$vmm" "$be" "$con"
+		printf '%-9s %-5s  guest did not come up (%s)\n' "$label" "$be" "$con"
 		kill "$VPID" 2>/dev/null; wait "$VPID" 2>/dev/null; VPID=; return
 	fi
 	tx=$("${wrap[@]}" timeout 600 $CLIENT tcp-send "$host" "$p1" "$BYTES" 2>>"$con.client") || tx=-
@@ -120,13 +126,22 @@ run_one() { # VMM BACKEND
 	sleep 1.2; c0=$(last_udp "$con")
 	sent=$("${wrap[@]}" $CLIENT udp-flood "$host" "$p3" "$UDPS" 18 2>>"$con.client") || sent=-
 	sleep 2.5; c1=$(last_udp "$con")
-	printf '%-5s %-5s  host->guest %8s MB/s   guest->host %8s MB/s   rx %9s pps (host sent %s pps)\n' \
-		"$vmm" "$be" "$tx" "$rx" "$(awk -v a="${c0:-0}" -v b="${c1:-0}" -v s="$UDPS" 'BEGIN { printf "%d", (b - a) / s }')" "$sent"
+	printf '%-9s %-5s  host->guest %8s MB/s   guest->host %8s MB/s   rx %9s pps (host sent %s pps)\n' \
+		"$label" "$be" "$tx" "$rx" "$(awk -v a="${c0:-0}" -v b="${c1:-0}" -v s="$UDPS" 'BEGIN { printf "%d", (b - a) / s }')" "$sent"
 	kill "$VPID" 2>/dev/null; wait "$VPID" 2>/dev/null; VPID=
+	# kiln prints --stats when SIGTERM stops it: the kicks and what polling took instead.
+	[ "$vmm" = kiln ] && grep -aE '^(I/O thread|virtio-net0)' "$err" | sed "s/^/    /"
+	return 0
 }
 
 echo "net-throughput: $(basename "$TK")/bzImage, 1 vCPU, $((BYTES / 1048576)) MiB per TCP transfer, ${UDPS}s UDP flood"
 for be in $BACKENDS; do
-	for vmm in $VMMS; do run_one "$vmm" "$be"; done
+	for vmm in $VMMS; do
+		if [ "$vmm" = kiln ]; then
+			for poll in ${BENCH_KILN_POLL:-0}; do run_one kiln "$be" "$poll"; done
+		else
+			run_one "$vmm" "$be"
+		fi
+	done
 done
 exit 0

@@ -55,6 +55,8 @@ expect memory-zero 2 "--memory" -- run --kernel "$ELF" --memory 0
 expect memory-word 2 "--memory" -- run --kernel "$ELF" --memory 1G
 expect memory-huge 2 "--memory" -- run --kernel "$ELF" --memory 99999999999
 expect memory-neg 2 "--memory" -- run --kernel "$ELF" --memory -5
+expect io-poll-huge 2 "--io-poll" -- run --kernel "$ELF" --io-poll 5000
+expect io-poll-word 2 "--io-poll" -- run --kernel "$ELF" --io-poll fast
 expect unknown-flag 2 "unknown option '--frobnicate'" -- run --kernel "$ELF" --frobnicate
 expect missing-value 2 "needs a value" -- run --kernel "$ELF" --cpus
 expect bad-console 2 "--console" -- run --kernel "$ELF" --console tty

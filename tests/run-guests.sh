@@ -14,7 +14,8 @@
 # fragment sourced here that may call make_disk, sets GUEST_ARGS and may
 # define guest_post (see docs/test-guests.md).
 #
-# Environment: KILN_GUEST_TIMEOUT (seconds per guest, default 60),
+# Environment: KILN_EXTRA_ARGS (more `kiln run` arguments for every guest,
+# word-split, e.g. "--io-poll 50"), KILN_GUEST_TIMEOUT (seconds per guest, default 60),
 # KILN_SKIP_GUESTS (names to skip), KILN_GUEST_LOGS (keep outputs there),
 # QEMU (QEMU binary for --qemu, default qemu-system-x86_64).
 set -u
@@ -23,6 +24,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/tests/guests/build
 TIMEOUT=${KILN_GUEST_TIMEOUT:-60}
 MEMORY=64
+# shellcheck disable=SC2206
+EXTRA=(${KILN_EXTRA_ARGS:-})
 
 # One line per test: name, --cpus, expected kiln exit code, check, and an
 # optional line the output must contain (prefix match). Checks:
@@ -195,10 +198,10 @@ run_guest() {
 		if [ "$name" = serial_input ]; then
 			# stdin is the console's input: the guest must read this line from its UART.
 			printf 'kiln-input-test\n' | timeout -k 5 "$secs" "$KILN" run --kernel "$elf" --memory "$MEMORY" \
-				--cpus "$cpus" --console stdio --stats >"$out" 2>"$log"
+				--cpus "$cpus" --console stdio --stats "${EXTRA[@]}" >"$out" 2>"$log"
 		else
 			timeout -k 5 "$secs" "$KILN" run --kernel "$elf" --memory "$MEMORY" --cpus "$cpus" \
-				--console "file:$out" --stats "${GUEST_ARGS[@]}" >"$log" 2>&1 </dev/null
+				--console "file:$out" --stats "${GUEST_ARGS[@]}" "${EXTRA[@]}" >"$log" 2>&1 </dev/null
 		fi
 	else
 		qemu_guest_args

@@ -220,6 +220,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		log_err("I/O thread setup: %s", strerror(-ret));
 		return KILN_EXIT_SETUP;
 	}
+	/* Before any device: virtio_dev_init registers a poller only when polling is on. */
+	ioloop_set_poll_us(&vm->io, cfg->io_poll_us);
 
 	vm->kvm_fd = kvm_open("/dev/kvm", msg, sizeof(msg));
 	if (vm->kvm_fd < 0) {
@@ -481,6 +483,7 @@ int vm_run(struct vm *vm)
 		if (vm->console_dropped)
 			dprintf(STDERR_FILENO, "console: %llu typed bytes dropped (the guest did not read its console)\n",
 				(unsigned long long)vm->console_dropped);
+		ioloop_print_stats(&vm->io, STDERR_FILENO);
 		for (unsigned i = 0; i < vm->ndevices; i++)
 			if (vm->devices[i].print_stats)
 				vm->devices[i].print_stats(vm->devices[i].state, STDERR_FILENO);

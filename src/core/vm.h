@@ -77,6 +77,7 @@ struct vm_config {
 	struct disk_config disks[VM_MAX_DISKS];
 	unsigned ndisks;
 	bool rng;                  /* virtio-rng fed by getrandom() */
+	unsigned io_poll_us;       /* --io-poll: the I/O thread's busy-poll window (0: off) */
 	/* Networking (docs/networking.md): --net, --metadata, --metadata-version, --ssh-key. */
 	struct net_config nets[VM_MAX_NETS];
 	unsigned nnets;

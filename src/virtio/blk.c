@@ -583,8 +583,12 @@ static void blk_process(struct blk_dev *b, unsigned q)
 		if (r < 0 && b->uring)
 			slot_put(b, io);
 		if (r == -EAGAIN) {
-			/* Ring empty: ask for kicks again; go on if buffers slipped in meanwhile (§2.7.10). */
-			if (!vq_enable_notify(vq))
+			/*
+			 * Ring empty: ask for kicks again; go on if buffers slipped in
+			 * meanwhile (§2.7.10). While the I/O thread polls the queue
+			 * (--io-poll) kicks stay off: the poller comes back.
+			 */
+			if (!virtio_queue_rearm(d, q))
 				break;
 			continue;
 		}
@@ -599,8 +603,8 @@ static void blk_process(struct blk_dev *b, unsigned q)
 		if (!handle_chain(b, q, io, &lim, &pushed))
 			break;
 	}
-	/* A full pass: more may wait; let the loop serve other fds, then come back. */
-	if (!budget)
+	/* A full pass: more may wait; let the loop serve other fds, then come back (a poller does anyway). */
+	if (!budget && !d->polling[q])
 		virtio_kick(d, q);
 	if (b->uring)
 		uring_submit(b);
@@ -618,6 +622,12 @@ static void blk_config_read(struct virtio_dev *d, uint32_t off, void *data, uint
 static void blk_queue_notify(struct virtio_dev *d, unsigned q)
 {
 	blk_process(to_blk(d), q);
+}
+
+/* --io-poll: the one request queue is polled. */
+static bool blk_queue_pollable(struct virtio_dev *d, unsigned q)
+{
+	return true;
 }
 
 static void blk_reset(struct virtio_dev *d)
@@ -684,6 +694,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.reset = blk_reset,
 	.destroy = blk_destroy,
 	.print_stats = blk_print_stats,
+	.queue_pollable = blk_queue_pollable,
 };
 
 /* --- Creation ------------------------------------------------------------------------------ */

@@ -381,11 +381,13 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 			done++;
 		}
 		if (done >= q->size) {
-			/* The guest keeps the ring full: yield to other work, come back on the next loop turn. */
-			virtio_kick(d, qi);
+			/* The guest keeps the ring full: yield to other work, come back on the next loop turn (or poll). */
+			if (!d->polling[qi])
+				virtio_kick(d, qi);
 			break;
 		}
-		if (!vq_enable_notify(q))
+		/* Drained: kicks back on and one more look (§2.7.10), unless the I/O thread polls this queue. */
+		if (!virtio_queue_rearm(d, qi))
 			break;
 	}
 }
@@ -530,6 +532,21 @@ static void net_queue_notify(struct virtio_dev *d, unsigned qi)
 		tx_kick(nd, qi / 2);
 }
 
+/*
+ * --io-poll: the transmit queues of the pairs in use (not while blocked). Not rx (the driver
+ * kicks it only when the device asked, after running out of buffers) nor
+ * control (rare, and a command wants its answer at once anyway).
+ */
+static bool net_queue_pollable(struct virtio_dev *d, unsigned qi)
+{
+	struct net_dev *nd = ND(d);
+
+	if (has(d, VIRTIO_NET_F_CTRL_VQ) && qi == nd->ctrl_q)
+		return false;
+	/* A pair whose backend is full waits for net_tx_resume's kick, not a spinning poller. */
+	return qi % 2 == 1 && qi < 2 * nd->pairs && !atomic_load(&nd->tx_blocked[qi / 2]);
+}
+
 static void net_destroy(struct virtio_dev *d)
 {
 	struct net_dev *nd = ND(d);
@@ -566,6 +583,7 @@ static const struct virtio_dev_ops net_ops = {
 	.reset = net_reset,
 	.destroy = net_destroy,
 	.print_stats = net_print_stats,
+	.queue_pollable = net_queue_pollable,
 };
 
 int net_dev_create(struct vm *vm, const struct net_config *cfg, unsigned index, struct net_backend *be,

@@ -67,6 +67,12 @@ struct virtio_dev_ops {
 	void (*destroy)(struct virtio_dev *d);
 	/* --stats: one line of device counters. May be NULL. */
 	void (*print_stats)(struct virtio_dev *d, int fd);
+	/*
+	 * --io-poll: may the I/O thread poll queue q (take its new buffers
+	 * without a kick)? NULL: the device is never polled. queue_notify must
+	 * then end a drain with virtio_queue_rearm(), not vq_enable_notify().
+	 */
+	bool (*queue_pollable)(struct virtio_dev *d, unsigned q);
 };
 
 /* The transport half: how the device raises interrupts. Set by the transport. */
@@ -104,7 +110,13 @@ struct virtio_dev {
 
 	pthread_mutex_t lock;            /* serialises transport register access and queue work */
 	bool reported;                   /* the NEEDS_RESET message was printed */
+	bool polled;                     /* a poller is registered with the I/O loop (--io-poll) */
+	/* Notifications of q are off and the I/O thread's poller owns re-enabling them (--io-poll). */
+	bool polling[VIRTIO_MAX_QUEUES];
 	struct {
+		uint64_t poll_hits;          /* poll passes that found new buffers: kicks avoided */
+		uint64_t poll_chains;        /* chains taken by polling, without a kick */
+		uint64_t arm_chains;         /* chains found by the re-check after notifications came back on */
 		uint64_t kicks;              /* queue notifications handled */
 		uint64_t irqs;               /* interrupts raised */
 		uint64_t resets;             /* driver resets */
@@ -137,6 +149,14 @@ int virtio_queue_enable(struct virtio_dev *d, unsigned q);
 /* Device-specific config space: bounds-checked (out of range reads 0, writes dropped). */
 void virtio_config_read(struct virtio_dev *d, uint32_t off, void *data, uint32_t len);
 void virtio_config_write(struct virtio_dev *d, uint32_t off, const void *data, uint32_t len);
+
+/*
+ * A device drained queue q (vq_pop said -EAGAIN): ask for kicks again and
+ * re-check (§2.7.10), unless the I/O thread is polling q — then kicks stay
+ * off and the poller re-arms before the thread sleeps. True when buffers
+ * arrived meanwhile: pop again. d->lock held.
+ */
+bool virtio_queue_rearm(struct virtio_dev *d, unsigned q);
 
 /* A kick arrived for queue q without ioeventfd (the transport saw the notify write): signal kick_fd[q]. */
 void virtio_kick(struct virtio_dev *d, unsigned q);

@@ -352,13 +352,26 @@ void vq_set_avail_event(struct vq *q, uint16_t idx)
 
 void vq_disable_notify(struct vq *q)
 {
-	/*
-	 * With EVENT_IDX the device MUST keep flags 0 (§2.7.10.2); leaving
-	 * avail_event behind last_avail already stops kicks until re-enabled.
-	 */
-	if (!q->ready || q->event_idx)
+	if (!q->ready)
 		return;
-	__atomic_store_n(&q->used_ring->flags, htole16(VIRTQ_USED_F_NO_NOTIFY), __ATOMIC_RELAXED);
+	/*
+	 * With EVENT_IDX the device MUST keep flags 0 (§2.7.10.2). The driver
+	 * kicks when avail->idx moves past avail_event (§2.7.13.4.1), and it is
+	 * at or past last_avail: one behind is the furthest point it can pass
+	 * last, 65535 additions from now, so a long poll cannot wrap into a kick.
+	 */
+	if (q->event_idx)
+		vq_set_avail_event(q, (uint16_t)(q->last_avail - 1));
+	else
+		__atomic_store_n(&q->used_ring->flags, htole16(VIRTQ_USED_F_NO_NOTIFY), __ATOMIC_RELAXED);
+}
+
+bool vq_avail_pending(const struct vq *q)
+{
+	if (!q->ready || q->needs_reset)
+		return false;
+	/* Acquire, as vq_pop's: a caller that sees new work goes on to read the chains. */
+	return le16toh(__atomic_load_n(&q->avail_ring->idx, __ATOMIC_ACQUIRE)) != q->last_avail;
 }
 
 bool vq_enable_notify(struct vq *q)

@@ -142,8 +142,14 @@ void vq_unpop(struct vq *q, unsigned n);
 /* After vq_push: does the driver want a used-buffer notification now (§2.7.7.2)? */
 bool vq_should_notify(struct vq *q);
 
-/* Ask the driver not to kick while the device is polling the ring (§2.7.10). */
+/*
+ * Ask the driver not to kick while the device is polling the ring (§2.7.10):
+ * used->flags NO_NOTIFY, or with EVENT_IDX avail_event one behind last_avail.
+ */
 void vq_disable_notify(struct vq *q);
+
+/* Has the driver made buffers available that vq_pop has not taken? One index load, no side effects. */
+bool vq_avail_pending(const struct vq *q);
 
 /*
  * Ask for kicks again. True when buffers are already available, so the

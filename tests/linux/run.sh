@@ -17,6 +17,8 @@
 #               the host checks the image: dumpe2fs (mount count, last mount
 #               time) and debugfs (the guest's file); and kiln's rng counters.
 #   blk-mmio    the same over virtio-mmio (announced in the DSDT)
+#   blk-poll    blk-pci with --io-poll 50 (the I/O thread busy-polls the queue);
+#               kiln's --stats must show poll windows
 #   debian-blk  Debian's cloud kernel, its virtio_pci/virtio_blk/virtio-rng
 #               modules loaded from the initramfs, the disk mounted on /mnt
 #   mmio    the test kernel with acpi=off, its console on hvc0: virtio-console
@@ -45,6 +47,8 @@
 #   KILN_GUEST_OUT                         build the Debian guest there instead
 #                                          (a branch's own guest-init.sh without
 #                                          touching the shared cache)
+#   KILN_EXTRA_ARGS                        more `kiln run` arguments for every
+#                                          case (word-split), e.g. "--io-poll 50"
 # Last line: "linux: N passed, M failed, K skipped". Exit 1 if anything failed.
 set -uo pipefail
 
@@ -55,7 +59,9 @@ if [ -z "$KILN" ] || [ ! -x "$KILN" ]; then
 	exit 2
 fi
 KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
-CASES=${KILN_LINUX_TESTS:-tiny bzimage debian panic blk-pci blk-mmio mmio debian-blk net-user net-tap}
+CASES=${KILN_LINUX_TESTS:-tiny bzimage debian panic blk-pci blk-mmio blk-poll mmio debian-blk net-user net-tap}
+# shellcheck disable=SC2206
+EXTRA=(${KILN_EXTRA_ARGS:-})
 T_TINY=${KILN_LINUX_TIMEOUT_TINY:-300}
 T_DEBIAN=${KILN_LINUX_TIMEOUT_DEBIAN:-1500}
 CMDLINE_BASE="console=ttyS0 reboot=k panic=-1"
@@ -77,7 +83,7 @@ pass=0 fail=0 skip=0
 # Guest images, built or taken from the cache (each prints its directory).
 want() { [[ " $CASES " == *" $1 "* ]]; }
 TK='' DG=''
-if want tiny || want panic || want bzimage || want blk-pci || want blk-mmio || want mmio || want net-user || want net-tap; then
+if want tiny || want panic || want bzimage || want blk-pci || want blk-mmio || want blk-poll || want mmio || want net-user || want net-tap; then
 	echo "linux: test kernel: scripts/build-test-kernel.sh (minutes on a cold cache)"
 	TK=$("$ROOT/scripts/build-test-kernel.sh" 2>"$LOGS/build-test-kernel.log" | tail -1) || TK=
 	[ -n "$TK" ] && [ -f "$TK/vmlinux" ] || { TK=; echo "linux: test kernel build failed: $LOGS/build-test-kernel.log"; }
@@ -93,7 +99,7 @@ run_case() {
 	t0=$(date +%s%N)
 	timeout -k 10 "$tmo" "$KILN" run --kernel "$kernel" --initrd "$DG/initramfs.cpio" \
 		--cmdline "$CMDLINE_BASE $extra" --cpus 2 --memory 256 \
-		--console "file:$con" </dev/null >"$err" 2>&1
+		--console "file:$con" "${EXTRA[@]}" </dev/null >"$err" 2>&1
 	code=$?
 	t1=$(date +%s%N)
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
@@ -143,7 +149,7 @@ run_disk_case() {
 	t0=$(date +%s%N)
 	# shellcheck disable=SC2086
 	timeout -k 10 "$tmo" "$KILN" run --kernel "$kernel" $args --disk "path=$img" --rng --stats \
-		--cmdline "$cmdline kiln.test=disk" --cpus 2 --memory 256 </dev/null >"$err" 2>&1
+		--cmdline "$cmdline kiln.test=disk" --cpus 2 --memory 256 "${EXTRA[@]}" </dev/null >"$err" 2>&1
 	code=$?
 	t1=$(date +%s%N)
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
@@ -171,10 +177,14 @@ run_disk_case() {
 		why="kiln's virtio-rng counters show no bytes served"
 	elif [ -n "$want_con" ] && ! grep -aq "console=$want_con" "$con"; then
 		why="the guest's console is not $want_con"
+	elif [[ " $args " == *" --io-poll "* ]] && ! grep -aqE '^I/O thread: .*poll_windows=[1-9]' "$err"; then
+		why="--io-poll: kiln's --stats show no poll window on the I/O thread"
+	elif [[ " $args " == *" --io-poll "* ]] && ! grep -aqE 'virtio-blk0: .* poll\[hits=' "$err"; then
+		why="--io-poll: virtio-blk0 has no poller"
 	fi
 	if [ -z "$why" ]; then
 		pass=$((pass + 1))
-		echo "PASS linux/$name (${secs}s wall; mount count $mc, $(grep -aoE 'virtio-rng[0-9]*: .*served=[0-9]+' "$err" | grep -oE 'served=[0-9]+' | head -1) rng bytes)"
+		echo "PASS linux/$name (${secs}s wall; mount count $mc, $(grep -aoE 'virtio-rng[0-9]*: .*served=[0-9]+' "$err" | grep -oE 'served=[0-9]+' | head -1) rng bytes$(grep -aoE 'virtio-blk0: .*kicks=[0-9]+' "$err" | grep -oE 'kicks=[0-9]+' | head -1 | sed 's/^/; blk /')$(grep -aoE 'poll\[hits=[0-9]+ chains=[0-9]+' "$err" | head -1 | sed 's/^/, /'))"
 	else
 		fail=$((fail + 1))
 		echo "FAIL linux/$name: $why (${secs}s wall)"
@@ -194,7 +204,7 @@ run_mmio() {
 	printf 'echo 1 > /proc/sys/kernel/sysrq\necho $((6*7))kiln-hvc-input\necho c > /proc/sysrq-trigger\n' |
 		timeout -k 10 "$T_TINY" "$KILN" run --kernel "$TK/vmlinux" --initrd "$DG/initramfs.cpio" \
 		--cmdline "console=hvc0 reboot=k panic=-1 acpi=off" --memory 256 \
-		--virtio-transport mmio --console virtio,stdio --stats >"$con" 2>"$err"
+		--virtio-transport mmio --console virtio,stdio --stats "${EXTRA[@]}" >"$con" 2>"$err"
 	code=$?
 	if [ "$code" -eq 124 ] || [ "$code" -eq 137 ]; then
 		why="timed out after ${T_TINY}s"
@@ -233,7 +243,7 @@ run_net_case() {
 	"$@" timeout -k 10 "$T_TINY" "$KILN" run --kernel "$TK/vmlinux" --initrd "$DG/initramfs.cpio" $args \
 		--ssh-key "$LOGS/key.pub" --metadata "$LOGS/md.json" --stats \
 		--cmdline "$CMDLINE_BASE quiet $cmdline kiln.test=net kiln.mds=1" --memory 256 \
-		--console "file:$con" </dev/null >"$err" 2>&1 &
+		--console "file:$con" "${EXTRA[@]}" </dev/null >"$err" 2>&1 &
 	pid=$!
 	NET_WHY=
 	for ((i = 0; i < T_TINY; i++)); do
@@ -325,13 +335,14 @@ for c in $CASES; do
 		[ -f "$k" ] || k="$DG/vmlinuz"
 		run_case debian "$k" "$T_DEBIAN" "kiln.test=1" 0 "kiln-guest: cpus=2"
 		;;
-	blk-pci|blk-mmio)
+	blk-pci|blk-mmio|blk-poll)
 		if [ -z "$TK" ] || [ -z "$DG" ]; then
 			fail=$((fail + 1)); echo "FAIL linux/$c: guest images missing (see above)"; continue
 		fi
-		tr=pci; [ "$c" = blk-mmio ] && tr=mmio
+		tr=pci poll=; [ "$c" = blk-mmio ] && tr=mmio
+		[ "$c" = blk-poll ] && poll="--io-poll 50"
 		run_disk_case "$c" "$TK/vmlinux" "$T_TINY" \
-			"--virtio-transport $tr --console virtio,file:$LOGS/$c.console" \
+			"--virtio-transport $tr --console virtio,file:$LOGS/$c.console $poll" \
 			"console=hvc0 reboot=k panic=-1 root=/dev/vda rw init=/init" hvc0
 		;;
 	debian-blk)

@@ -40,6 +40,28 @@ static void test_defaults(void **state)
 	assert_int_equal(c.console, CONSOLE_STDIO);
 	assert_int_equal(c.compat, -1);
 	assert_null(c.cmdline);
+	assert_int_equal(c.io_poll_us, 0);   /* polling is opt-in */
+}
+
+/* --io-poll: 0..1000 microseconds; anything else is one message and no config. */
+static void test_io_poll(void **state)
+{
+	struct vm_config c;
+	char msg[256];
+	(void)state;
+	assert_int_equal(parse(&c, msg, 5, "--kernel", "k", "--io-poll", "50"), 0);
+	assert_int_equal(c.io_poll_us, 50);
+	assert_int_equal(parse(&c, msg, 5, "--kernel", "k", "--io-poll", "1000"), 0);
+	assert_int_equal(c.io_poll_us, 1000);
+	assert_int_equal(parse(&c, msg, 5, "--kernel", "k", "--io-poll", "0"), 0);
+	assert_int_equal(c.io_poll_us, 0);
+	assert_int_equal(parse(&c, msg, 5, "--kernel", "k", "--io-poll", "1001"), -1);
+	assert_non_null(strstr(msg, "--io-poll '1001'"));
+	assert_int_equal(parse(&c, msg, 5, "--kernel", "k", "--io-poll", "-1"), -1);
+	assert_int_equal(parse(&c, msg, 5, "--kernel", "k", "--io-poll", "50us"), -1);
+	assert_int_equal(parse(&c, msg, 5, "--kernel", "k", "--io-poll", ""), -1);
+	assert_int_equal(parse(&c, msg, 4, "--kernel", "k", "--io-poll"), -1);
+	assert_non_null(strstr(msg, "needs a value"));
 }
 
 static void test_all_options(void **state)
@@ -160,6 +182,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_io_poll),
 		cmocka_unit_test(test_all_options),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_parse_uint),

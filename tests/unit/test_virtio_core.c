@@ -6,7 +6,11 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <cmocka.h>
@@ -80,6 +84,301 @@ static void test_ioloop_full(void **state)
 	ioloop_destroy(&l);
 	for (unsigned i = 0; i <= IOLOOP_MAX_FDS; i++)
 		close(fds[i]);
+}
+
+/* ---- ioloop polling (--io-poll) ---- */
+
+/*
+ * A fake polled queue with the virtio notification protocol (§2.7.10): the
+ * "driver" (a test thread) publishes an item, then kicks only if
+ * notifications are on; the "device" turns them off while polled, and its
+ * arm turns them on and looks once more.
+ */
+struct fq {
+	_Atomic unsigned avail;      /* items the driver added */
+	_Atomic unsigned taken;      /* items the device took */
+	_Atomic bool notify;         /* the driver must kick */
+	int kick_fd;
+	_Atomic unsigned polls, arms, kicks, sent_kicks;
+	_Atomic uint64_t first_poll_ns, last_poll_ns;
+	_Atomic uint64_t last_work_ns, first_arm_ns;  /* the last poll call that reported work; the first arm */
+	uint64_t busy_ns;            /* poll reports one item per call for this long after its first call */
+	_Atomic bool slip_on_arm;    /* the next arm finds an item added just before it (no kick) */
+	bool always_busy;            /* poll always reports work */
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static unsigned fq_take(struct fq *q)
+{
+	unsigned a = atomic_load(&q->avail), t = atomic_load(&q->taken);
+
+	atomic_store(&q->taken, a);
+	return a - t;
+}
+
+static unsigned fq_poll(void *opaque)
+{
+	struct fq *q = opaque;
+	uint64_t now = mono_ns();
+	unsigned n;
+
+	atomic_fetch_add(&q->polls, 1);
+	if (!atomic_load(&q->first_poll_ns))
+		atomic_store(&q->first_poll_ns, now);
+	atomic_store(&q->last_poll_ns, now);
+	atomic_store(&q->notify, false);
+	n = fq_take(q);
+	if (q->always_busy || (q->busy_ns && now - atomic_load(&q->first_poll_ns) < q->busy_ns))
+		n++;
+	if (n)
+		atomic_store(&q->last_work_ns, now);
+	return n;
+}
+
+static unsigned fq_arm(void *opaque)
+{
+	struct fq *q = opaque;
+
+	if (atomic_fetch_add(&q->arms, 1) == 0)
+		atomic_store(&q->first_arm_ns, mono_ns());
+	if (atomic_exchange(&q->slip_on_arm, false))
+		atomic_fetch_add(&q->avail, 1);  /* the driver saw notify off: no kick */
+	atomic_store(&q->notify, true);
+	atomic_thread_fence(memory_order_seq_cst);
+	return fq_take(q);
+}
+
+/* The kick handler, as virtio's: the queue goes quiet for the poller, then is worked. */
+static void fq_kicked(void *opaque, uint32_t events)
+{
+	struct fq *q = opaque;
+	uint64_t v;
+
+	if (read(q->kick_fd, &v, sizeof(v)) != sizeof(v))
+		return;
+	atomic_fetch_add(&q->kicks, 1);
+	atomic_store(&q->notify, false);
+	fq_take(q);
+}
+
+/* The driver side: publish, full fence, kick only if asked to (§2.7.13.4). */
+static void fq_add(struct fq *q)
+{
+	uint64_t one = 1;
+
+	atomic_fetch_add(&q->avail, 1);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load(&q->notify)) {
+		atomic_fetch_add(&q->sent_kicks, 1);
+		assert_true(write(q->kick_fd, &one, sizeof(one)) == sizeof(one));
+	}
+}
+
+/* Wait (at most ms) until cond(q) holds. */
+static bool fq_wait(struct fq *q, bool (*cond)(struct fq *), int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		if (cond(q))
+			return true;
+		usleep(1000);
+	}
+	return cond(q);
+}
+
+static bool all_taken(struct fq *q) { return atomic_load(&q->taken) == atomic_load(&q->avail); }
+static bool armed(struct fq *q) { return atomic_load(&q->arms) > 0 && atomic_load(&q->notify); }
+
+static void fq_loop(struct ioloop *l, struct fq *q, unsigned us)
+{
+	q->kick_fd = eventfd(0, EFD_NONBLOCK);
+	assert_true(q->kick_fd >= 0);
+	atomic_store(&q->notify, true);
+	assert_int_equal(ioloop_init(l), 0);
+	ioloop_set_poll_us(l, us);
+	assert_int_equal(ioloop_add(l, q->kick_fd, EPOLLIN, fq_kicked, q), 0);
+	assert_int_equal(ioloop_add_poller(l, fq_poll, fq_arm, q), 0);
+	assert_int_equal(ioloop_start(l), 0);
+}
+
+static void fq_done(struct ioloop *l, struct fq *q)
+{
+	ioloop_stop(l);
+	ioloop_del_poller(l, q);
+	ioloop_destroy(l);
+	close(q->kick_fd);
+}
+
+static void test_poller_registry(void **state)
+{
+	struct ioloop l;
+	static struct fq qs[IOLOOP_MAX_POLLERS + 1];
+
+	assert_int_equal(ioloop_init(&l), 0);
+	assert_int_equal(ioloop_add_poller(&l, NULL, fq_arm, &qs[0]), -EINVAL);
+	assert_int_equal(ioloop_add_poller(&l, fq_poll, NULL, &qs[0]), -EINVAL);
+	for (unsigned i = 0; i <= IOLOOP_MAX_POLLERS; i++)
+		assert_int_equal(ioloop_add_poller(&l, fq_poll, fq_arm, &qs[i]), i < IOLOOP_MAX_POLLERS ? 0 : -ENOSPC);
+	assert_int_equal(ioloop_add_poller(&l, fq_poll, fq_arm, &qs[1]), -EEXIST);
+	assert_int_equal(l.npollers, IOLOOP_MAX_POLLERS);
+	ioloop_del_poller(&l, &qs[1]);
+	assert_int_equal(l.npollers, IOLOOP_MAX_POLLERS - 1);
+	assert_int_equal(ioloop_add_poller(&l, fq_poll, fq_arm, &qs[IOLOOP_MAX_POLLERS]), 0);
+	/* The window is capped (--io-poll's range). */
+	ioloop_set_poll_us(&l, 5000);
+	assert_int_equal(ioloop_poll_us(&l), IOLOOP_MAX_POLL_US);
+	ioloop_set_poll_us(&l, 0);
+	assert_int_equal(ioloop_poll_us(&l), 0);
+	ioloop_destroy(&l);
+}
+
+/* One kick opens one window; it expires after the window without work, arms, and the loop sleeps again. */
+static void test_poll_window_expires(void **state)
+{
+	struct ioloop l;
+	struct fq q = { 0 };
+	unsigned polls;
+
+	fq_loop(&l, &q, 1000);
+	fq_add(&q);                             /* notifications on: this kicks */
+	assert_int_equal(atomic_load(&q.sent_kicks), 1);
+	assert_true(fq_wait(&q, all_taken, 5000));
+	assert_true(fq_wait(&q, armed, 5000));  /* the window closed with notifications back on */
+	polls = atomic_load(&q.polls);
+	assert_true(polls >= 1);
+	usleep(50000);
+	/* Asleep: no poller call without a new event. */
+	assert_int_equal(atomic_load(&q.polls), polls);
+	assert_int_equal(atomic_load(&q.arms), 1);
+	fq_done(&l, &q);
+	assert_int_equal(l.stats.poll_windows, 1);
+	assert_int_equal(l.stats.wakeups, 1);
+	/* It lasted at least the window: 1 ms from the last (here the only) work. */
+	assert_true(l.stats.poll_ns >= 1000000);
+}
+
+/* Work found while polling restarts the window: a poller busy for 100 ms keeps a 1 ms window open that long. */
+static void test_poll_restarts_on_work(void **state)
+{
+	struct ioloop l;
+	struct fq q = { .busy_ns = 100000000 };
+	uint64_t span;
+	unsigned polls;
+
+	fq_loop(&l, &q, 1000);
+	fq_add(&q);
+	assert_true(fq_wait(&q, armed, 5000));
+	span = atomic_load(&q.last_poll_ns) - atomic_load(&q.first_poll_ns);
+	assert_true(span >= 100000000);
+	/* The window counts from the last work, not from when it opened: 1 ms of idle polling before the arm. */
+	assert_true(atomic_load(&q.first_arm_ns) - atomic_load(&q.last_work_ns) >= 1000000);
+	/* One window, one arm: it never slept in between (no fd event would have woken it). */
+	assert_int_equal(atomic_load(&q.arms), 1);
+	polls = atomic_load(&q.polls);
+	usleep(50000);
+	assert_int_equal(atomic_load(&q.polls), polls);  /* and then it sleeps */
+	fq_done(&l, &q);
+	assert_int_equal(l.stats.poll_windows, 1);
+	assert_true(l.stats.polled_items >= 2);
+}
+
+/*
+ * The edge: an item added after the last poll pass, while notifications were
+ * still off (so no kick), is found by arm's re-check; that is work, so the
+ * loop polls on and arms again before it sleeps.
+ */
+static void test_poll_arm_finds_work(void **state)
+{
+	struct ioloop l;
+	struct fq q = { 0 };
+
+	atomic_store(&q.slip_on_arm, true);
+	fq_loop(&l, &q, 200);
+	fq_add(&q);
+	assert_true(fq_wait(&q, all_taken, 5000));
+	for (int i = 0; i < 5000 && atomic_load(&q.arms) < 2; i++)
+		usleep(1000);
+	usleep(20000);
+	assert_int_equal(atomic_load(&q.avail), 2);
+	assert_int_equal(atomic_load(&q.taken), 2);
+	assert_int_equal(atomic_load(&q.arms), 2);
+	assert_int_equal(atomic_load(&q.sent_kicks), 1);
+	fq_done(&l, &q);
+	assert_int_equal(l.stats.armed_items, 1);
+	assert_int_equal(l.stats.poll_windows, 1);
+}
+
+/* A driver thread racing the window edges (tiny windows, random gaps): every item is taken, kick or no kick. */
+struct producer { struct fq *q; unsigned n; unsigned seed; };
+
+static void *produce(void *arg)
+{
+	struct producer *p = arg;
+
+	for (unsigned i = 0; i < p->n; i++) {
+		fq_add(p->q);
+		if (rand_r(&p->seed) % 4 == 0)
+			usleep((useconds_t)(rand_r(&p->seed) % 60));
+	}
+	return NULL;
+}
+
+static void test_poll_no_lost_work(void **state)
+{
+	struct ioloop l;
+	struct fq q = { 0 };
+	struct producer p = { .q = &q, .n = 3000, .seed = 12345 };
+	pthread_t t;
+
+	fq_loop(&l, &q, 20);
+	assert_int_equal(pthread_create(&t, NULL, produce, &p), 0);
+	pthread_join(t, NULL);
+	/* A lost item would wait here forever: nothing kicks once notifications are (wrongly) off. */
+	assert_true(fq_wait(&q, all_taken, 5000));
+	assert_int_equal(atomic_load(&q.taken), 3000);
+	assert_true(fq_wait(&q, armed, 5000));
+	fq_done(&l, &q);
+	/* Both ways were used: kicks while asleep, polling while awake. */
+	assert_true(atomic_load(&q.kicks) >= 1);
+	assert_true(atomic_load(&q.arms) >= 1);
+}
+
+/* A guest that never stops submitting cannot keep the loop from stopping. */
+static void test_poll_stop_while_busy(void **state)
+{
+	struct ioloop l;
+	struct fq q = { .always_busy = true };
+
+	alarm(20);   /* a hang is a failure, not a stuck test run */
+	fq_loop(&l, &q, 1000);
+	fq_add(&q);
+	for (int i = 0; i < 5000 && atomic_load(&q.polls) < 100; i++)
+		usleep(1000);
+	assert_true(atomic_load(&q.polls) >= 100);
+	fq_done(&l, &q);
+	alarm(0);
+	assert_int_equal(atomic_load(&q.arms), 0);
+}
+
+/* Polling off: no poller call, but a quiet queue left by a handler is still armed before sleeping. */
+static void test_poll_off_still_arms(void **state)
+{
+	struct ioloop l;
+	struct fq q = { 0 };
+
+	fq_loop(&l, &q, 0);
+	fq_add(&q);
+	assert_true(fq_wait(&q, all_taken, 5000));
+	assert_true(fq_wait(&q, armed, 5000));
+	fq_done(&l, &q);
+	assert_int_equal(atomic_load(&q.polls), 0);
+	assert_int_equal(l.stats.poll_windows, 0);
 }
 
 /* ---- virtio device model ---- */
@@ -339,6 +638,13 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ioloop_dispatch),
 		cmocka_unit_test(test_ioloop_full),
+		cmocka_unit_test(test_poller_registry),
+		cmocka_unit_test(test_poll_window_expires),
+		cmocka_unit_test(test_poll_restarts_on_work),
+		cmocka_unit_test(test_poll_arm_finds_work),
+		cmocka_unit_test(test_poll_no_lost_work),
+		cmocka_unit_test(test_poll_stop_while_busy),
+		cmocka_unit_test(test_poll_off_still_arms),
 		cmocka_unit_test_setup_teardown(test_init_rejects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_features, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_features_ok_needs_version_1, setup, teardown),
