@@ -423,3 +423,32 @@ int strncmp(const char *a, const char *b, size_t n)
 	}
 	return 0;
 }
+
+long strtol(const char *s, char **end, int base)
+{
+	unsigned long v = 0;
+	bool neg = false;
+	const char *p = s;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '-' || *p == '+')
+		neg = *p++ == '-';
+	if ((base == 0 || base == 16) && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		p += 2;
+		base = 16;
+	} else if (base == 0) {
+		base = *p == '0' ? 8 : 10;
+	}
+	for (;; p++) {
+		int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'z' ? *p - 'a' + 10 :
+			*p >= 'A' && *p <= 'Z' ? *p - 'A' + 10 : 99;
+
+		if (d >= base)
+			break;
+		v = v * (unsigned long)base + (unsigned long)d;   /* no overflow check: the guests parse their own short numbers */
+	}
+	if (end)
+		*end = (char *)(p == s ? s : p);
+	return neg ? -(long)v : (long)v;
+}
