@@ -240,7 +240,7 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 	for (; *fmt; fmt++) {
 		bool left = false, alt = false;
 		char pad = ' ';
-		int width = 0, lng = 0;
+		int width = 0, lng = 0, prec = -1;
 		uint64_t u;
 		int64_t s;
 		const char *str;
@@ -262,6 +262,9 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		}
 		while (*fmt >= '0' && *fmt <= '9')
 			width = width * 10 + (*fmt++ - '0');
+		if (*fmt == '.')
+			for (prec = 0, fmt++; *fmt >= '0' && *fmt <= '9';)
+				prec = prec * 10 + (*fmt++ - '0');
 		while (*fmt == 'l' || *fmt == 'z') {
 			lng++;
 			fmt++;
@@ -292,10 +295,13 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 			str = va_arg(ap, const char *);
 			if (!str)
 				str = "(null)";
-			width -= (int)strlen(str);
+			/* %.Ns: at most N bytes, and no read past them (the string need not be terminated). */
+			for (u = 0; (prec < 0 || u < (uint64_t)prec) && str[u]; u++)
+				;
+			width -= (int)u;
 			while (!left && width-- > 0)
 				emit(&o, ' ');
-			while (*str)
+			while (u--)
 				emit(&o, *str++);
 			while (left && width-- > 0)
 				emit(&o, ' ');

@@ -116,7 +116,7 @@ static inline uint32_t atomic_xadd(volatile uint32_t *p, uint32_t v)
 /* Spin for about `cycles` TSC ticks (no calibration: a TSC tick is <= 1 ns on any host kiln runs on). */
 void delay_cycles(uint64_t cycles);
 
-/* Console on COM1. printf: %d %i %u %x %X %p %s %c %%, flags 0 and -, width, l/ll/z. */
+/* Console on COM1. printf: %d %i %u %x %X %p %s %c %%, flags 0 and -, width, .precision for %s, l/ll/z. */
 void putstr(const char *s);
 int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
