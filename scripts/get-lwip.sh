@@ -29,8 +29,9 @@ if [ -f "$OUT/.complete" ] && [ -f "$SRC/src/core/tcp.c" ]; then
 	exit 0
 fi
 
-command -v apt-get >/dev/null && command -v dpkg-source >/dev/null ||
+if ! command -v apt-get >/dev/null || ! command -v dpkg-source >/dev/null; then
 	die "needs apt-get and dpkg-source (Debian 12; dpkg-dev comes with build-essential)"
+fi
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
