@@ -19,3 +19,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# The lwIP test guest builds lwIP from Debian's source package (pinned); a
+# missing one fails here rather than skipping the test (tests/net/lwip.sh).
+if [ "${1:-}" = --test ]; then
+	bash "$(dirname "$0")/get-lwip.sh" >/dev/null
+fi

@@ -67,6 +67,9 @@ step "test guests under kiln (ASan+UBSan)"
 "${lab[@]}" bash tests/run-guests.sh build-san/kiln || fail=1
 step "virtio-blk test guest with the I/O thread polling (--io-poll 50, ASan+UBSan)"
 ( export KILN_EXTRA_ARGS="--io-poll 50"; "${lab[@]}" bash tests/run-guests.sh build-san/kiln virtio_blk ) || fail=1
+step "lwIP guest on virtio-net: DHCP, metadata layouts and tokens, hostfwd, TAP transfers (release, ASan+UBSan)"
+"${lab[@]}" bash tests/net/lwip.sh build/kiln || fail=1
+"${lab[@]}" bash tests/net/lwip.sh build-san/kiln || fail=1
 step "host manager with real kiln children"
 "${lab[@]}" bash tests/manager/run.sh --kvm build/kiln || fail=1
 

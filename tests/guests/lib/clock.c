@@ -112,3 +112,26 @@ uint64_t cmdline_uint(const char *key, uint64_t def)
 	}
 	return def;
 }
+
+bool cmdline_str(const char *key, char *buf, size_t len)
+{
+	const char *p = cmdline();
+	size_t klen = strlen(key), n;
+
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		if (!strncmp(p, key, klen) && p[klen] == '=') {
+			for (p += klen + 1, n = 0; *p && *p != ' '; p++) {
+				if (n + 1 >= len)
+					return false;
+				buf[n++] = *p;
+			}
+			buf[n] = 0;
+			return true;
+		}
+		while (*p && *p != ' ')
+			p++;
+	}
+	return false;
+}

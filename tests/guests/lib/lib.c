@@ -240,7 +240,7 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 	for (; *fmt; fmt++) {
 		bool left = false, alt = false;
 		char pad = ' ';
-		int width = 0, lng = 0;
+		int width = 0, lng = 0, prec = -1;
 		uint64_t u;
 		int64_t s;
 		const char *str;
@@ -262,6 +262,9 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		}
 		while (*fmt >= '0' && *fmt <= '9')
 			width = width * 10 + (*fmt++ - '0');
+		if (*fmt == '.')
+			for (prec = 0, fmt++; *fmt >= '0' && *fmt <= '9';)
+				prec = prec * 10 + (*fmt++ - '0');
 		while (*fmt == 'l' || *fmt == 'z') {
 			lng++;
 			fmt++;
@@ -292,10 +295,13 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 			str = va_arg(ap, const char *);
 			if (!str)
 				str = "(null)";
-			width -= (int)strlen(str);
+			/* %.Ns: at most N bytes, and no read past them (the string need not be terminated). */
+			for (u = 0; (prec < 0 || u < (uint64_t)prec) && str[u]; u++)
+				;
+			width -= (int)u;
 			while (!left && width-- > 0)
 				emit(&o, ' ');
-			while (*str)
+			while (u--)
 				emit(&o, *str++);
 			while (left && width-- > 0)
 				emit(&o, ' ');
@@ -422,4 +428,33 @@ int strncmp(const char *a, const char *b, size_t n)
 			break;
 	}
 	return 0;
+}
+
+long strtol(const char *s, char **end, int base)
+{
+	unsigned long v = 0;
+	bool neg = false;
+	const char *p = s;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '-' || *p == '+')
+		neg = *p++ == '-';
+	if ((base == 0 || base == 16) && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		p += 2;
+		base = 16;
+	} else if (base == 0) {
+		base = *p == '0' ? 8 : 10;
+	}
+	for (;; p++) {
+		int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'z' ? *p - 'a' + 10 :
+			*p >= 'A' && *p <= 'Z' ? *p - 'A' + 10 : 99;
+
+		if (d >= base)
+			break;
+		v = v * (unsigned long)base + (unsigned long)d;   /* no overflow check: the guests parse their own short numbers */
+	}
+	if (end)
+		*end = (char *)(p == s ? s : p);
+	return neg ? -(long)v : (long)v;
 }

@@ -116,7 +116,7 @@ static inline uint32_t atomic_xadd(volatile uint32_t *p, uint32_t v)
 /* Spin for about `cycles` TSC ticks (no calibration: a TSC tick is <= 1 ns on any host kiln runs on). */
 void delay_cycles(uint64_t cycles);
 
-/* Console on COM1. printf: %d %i %u %x %X %p %s %c %%, flags 0 and -, width, l/ll/z. */
+/* Console on COM1. printf: %d %i %u %x %X %p %s %c %%, flags 0 and -, width, .precision for %s, l/ll/z. */
 void putstr(const char *s);
 int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
@@ -177,6 +177,8 @@ bool wait_seconds(bool (*pred)(void *), void *arg, unsigned seconds);
 /* The PVH command line ("" if none), and the N of a "key=N" word in it, or def. */
 const char *cmdline(void);
 uint64_t cmdline_uint(const char *key, uint64_t def);
+/* The VALUE of a "key=VALUE" word (up to the next space) into buf; false if absent or longer than len - 1. */
+bool cmdline_str(const char *key, char *buf, size_t len);
 
 /* String functions (gcc may emit calls to the first four). */
 void *memcpy(void *d, const void *s, size_t n);
@@ -185,5 +187,7 @@ void *memset(void *d, int c, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 int strncmp(const char *a, const char *b, size_t n);
+/* Bases 2-36 and 0 (0x / 0 prefixes); glibc's inline atoi() calls it (lwIP's netif_find). */
+long strtol(const char *s, char **end, int base);
 
 #endif

@@ -47,7 +47,8 @@ int virtio_pci_open(struct virtio_pci *v, const uint16_t *devices, const char **
 	memset(v, 0, sizeof(*v));
 	bdf = pci_find(VIRTIO_PCI_VENDOR, devices);
 	if (bdf < 0) {
-		*why = "no virtio-blk PCI function (vendor 0x1af4, device 0x1042) on bus 0";
+		*why = devices[0] == VIRTIO_PCI_DEVICE_NET ? "no virtio-net PCI function (vendor 0x1af4, device 0x1041) on bus 0" :
+		       "no virtio-blk PCI function (vendor 0x1af4, device 0x1042) on bus 0";
 		return -1;
 	}
 	v->bdf = (unsigned)bdf;

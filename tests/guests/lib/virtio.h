@@ -314,4 +314,63 @@ static inline uint8_t pattern_byte(uint64_t s, unsigned i)
 	return (uint8_t)(s * 31 + i * 17 + 0xa5);
 }
 
+
+/* ---- virtio-net (§5.1), net.c ---- */
+#define VIRTIO_PCI_DEVICE_NET    0x1041   /* 0x1040 + device ID 1, modern */
+#define VIRTIO_PCI_DEVICE_NET_TRANSITIONAL 0x1000
+
+#define VIRTIO_NET_F_MAC         5
+#define VIRTIO_NET_F_MRG_RXBUF   15
+#define VIRTIO_NET_F_STATUS      16
+#define VIRTIO_NET_S_LINK_UP     1
+
+/* §5.1.6: with VERSION_1 the header is always 12 bytes (num_buffers included). */
+struct virtio_net_hdr {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+	uint16_t num_buffers;
+};
+_Static_assert(sizeof(struct virtio_net_hdr) == 12, "virtio_net_hdr is 12 bytes with VERSION_1");
+
+#define VNET_BUF      2048    /* one rx or tx buffer: header + a 1514-byte frame, one descriptor (§5.1.6.3.1) */
+#define VNET_MAX_FRAME (VNET_BUF - (uint32_t)sizeof(struct virtio_net_hdr))
+
+/*
+ * A polling virtio-net driver: receiveq1 (queue 0) and transmitq1 (queue 1),
+ * no offloads, no control queue. Buffer i of a queue belongs to descriptor i,
+ * so a used element's id names its buffer.
+ */
+struct vnet {
+	struct virtio_pci pci;
+	struct virtq rx, tx;
+	uint8_t *rx_bufs, *tx_bufs;   /* queue size x VNET_BUF each */
+	uint8_t mac[6];
+	uint64_t rx_frames, tx_frames, tx_waits;
+};
+
+/* Find the NIC, negotiate (MAC, STATUS, EVENT_IDX), fill receiveq1, DRIVER_OK. 0, or -1 with *why. */
+int vnet_open(struct vnet *n, const char **why);
+/* Link state from the device config (STATUS), or true without STATUS. */
+bool vnet_link_up(const struct vnet *n);
+/*
+ * Where to write the next frame (at most VNET_MAX_FRAME bytes), reclaiming
+ * sent buffers; waits (bounded, fail()s) while the device holds every one.
+ */
+void *vnet_tx_buffer(struct vnet *n);
+/* Send the frame written into the last vnet_tx_buffer(): header zeroed (no offloads), publish. */
+void vnet_tx_send(struct vnet *n, uint32_t len);
+/*
+ * Hand up to `budget` received frames to deliver(arg, frame, len), then
+ * give their buffers back to the device (one publish). The number handled.
+ */
+unsigned vnet_poll(struct vnet *n, void (*deliver)(void *arg, const void *frame, uint32_t len), void *arg,
+		   unsigned budget);
+
+/* CRC-32 (IEEE 802.3, as zlib's crc32): crc32_update(0, ...) starts, feed the result back to continue. */
+uint32_t crc32_update(uint32_t crc, const void *data, size_t len);
+
 #endif
