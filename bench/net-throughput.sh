@@ -11,6 +11,9 @@
 #                           without and with a 50 us busy-poll window, row
 #                           kiln/p50); kiln's I/O thread and virtio-net --stats
 #                           lines follow each kiln row
+#   BENCH_ROUNDS=1          repeat the whole matrix, interleaved (round 1 of
+#                           every row, then round 2, ...), and end with each
+#                           row's median: one noisy run cannot decide a figure
 # The guest: the test kernel's bzImage (both VMMs boot the same file), the
 # Debian busybox initramfs plus a /bench-init of its own (appended cpio), one
 # vCPU, 256 MiB. Figures:
@@ -86,7 +89,7 @@ fi
 last_udp() { grep -a '^bench-udp [0-9]' "$1" | tail -1 | cut -d' ' -f2; }
 
 run_one() { # VMM BACKEND [IO_POLL_US]
-	local vmm=$1 be=$2 poll=${3:-0} con err host wrap=() cmd i tx rx c0 c1 sent label=$1
+	local vmm=$1 be=$2 poll=${3:-0} con err host wrap=() cmd i tx rx c0 c1 sent pps label=$1
 	[ "$vmm" = kiln ] && [ "$poll" != 0 ] && label="kiln/p$poll"
 	con="$BUILD/net-${label//\//-}-$be.log" err="$BUILD/net-${label//\//-}-$be.stderr"
 	local append="console=ttyS0 reboot=k panic=-1 quiet rdinit=/bench-init bench.bytes=$BYTES"
@@ -126,22 +129,46 @@ run_one() { # VMM BACKEND [IO_POLL_US]
 	sleep 1.2; c0=$(last_udp "$con")
 	sent=$("${wrap[@]}" $CLIENT udp-flood "$host" "$p3" "$UDPS" 18 2>>"$con.client") || sent=-
 	sleep 2.5; c1=$(last_udp "$con")
+	pps=$(awk -v a="${c0:-0}" -v b="${c1:-0}" -v s="$UDPS" 'BEGIN { printf "%d", (b - a) / s }')
 	printf '%-9s %-5s  host->guest %8s MB/s   guest->host %8s MB/s   rx %9s pps (host sent %s pps)\n' \
-		"$label" "$be" "$tx" "$rx" "$(awk -v a="${c0:-0}" -v b="${c1:-0}" -v s="$UDPS" 'BEGIN { printf "%d", (b - a) / s }')" "$sent"
+		"$label" "$be" "$tx" "$rx" "$pps" "$sent"
+	echo "$label $be $tx $rx $pps" >>"$RESULTS"
 	kill "$VPID" 2>/dev/null; wait "$VPID" 2>/dev/null; VPID=
 	# kiln prints --stats when SIGTERM stops it: the kicks and what polling took instead.
 	[ "$vmm" = kiln ] && grep -aE '^(I/O thread|virtio-net0)' "$err" | sed "s/^/    /"
 	return 0
 }
 
-echo "net-throughput: $(basename "$TK")/bzImage, 1 vCPU, $((BYTES / 1048576)) MiB per TCP transfer, ${UDPS}s UDP flood"
-for be in $BACKENDS; do
-	for vmm in $VMMS; do
-		if [ "$vmm" = kiln ]; then
-			for poll in ${BENCH_KILN_POLL:-0}; do run_one kiln "$be" "$poll"; done
-		else
-			run_one "$vmm" "$be"
-		fi
+ROUNDS=${BENCH_ROUNDS:-1}
+RESULTS=$BUILD/net-results.txt
+: >"$RESULTS"
+echo "net-throughput: $(basename "$TK")/bzImage, 1 vCPU, $((BYTES / 1048576)) MiB per TCP transfer, ${UDPS}s UDP flood, $ROUNDS round(s)"
+for ((round = 1; round <= ROUNDS; round++)); do
+	[ "$ROUNDS" = 1 ] || echo "-- round $round"
+	for be in $BACKENDS; do
+		for vmm in $VMMS; do
+			if [ "$vmm" = kiln ]; then
+				for poll in ${BENCH_KILN_POLL:-0}; do run_one kiln "$be" "$poll"; done
+			else
+				run_one "$vmm" "$be"
+			fi
+		done
 	done
 done
+if [ "$ROUNDS" -gt 1 ]; then
+	echo "-- medians of $ROUNDS rounds (host->guest MB/s, guest->host MB/s, rx pps; failed runs left out)"
+	python3 - "$RESULTS" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, be, *figs = line.split()
+    rows.setdefault((label, be), []).append(figs)
+def med(vals):
+    v = [float(x) for x in vals if x not in ("-", "")]
+    return "%.1f" % statistics.median(v) if v else "-"
+for (label, be), runs in rows.items():
+    cols = [med(r[i] for r in runs) for i in range(3)]
+    print("%-9s %-5s  host->guest %8s MB/s   guest->host %8s MB/s   rx %9s pps  (%d runs)" % (label, be, *cols, len(runs)))
+PY
+fi
 exit 0
