@@ -415,9 +415,13 @@ static void vpci_cfg_write(struct pci_dev *pd, uint32_t off, uint32_t len)
 
 /*
  * The BAR moved or decode toggled (PCI bus lock held): move each queue's
- * notify ioeventfd so KVM signals kick_fd[q] without an exit. Drivers write
- * the 16-bit queue index (§4.1.5.2), so 2-byte writes match; any other write
- * still exits and vpci_bar_io kicks by hand, as it does when KVM says no.
+ * notify ioeventfd so KVM signals kick_fd[q] without an exit. Each queue has
+ * its own notify address (§4.1.4.4, notify_off_multiplier), so the value
+ * written (§4.1.5.2) need not be matched: the ioeventfd has length 0, which
+ * matches a write of any width at that address and lets KVM put it on its
+ * fast MMIO bus (on VMX the kick completes from the EPT-misconfig exit
+ * without decoding the instruction). Where KVM says no, writes exit and
+ * vpci_bar_io kicks by hand.
  */
 static void vpci_bar_remap(struct pci_dev *pd, int i, bool mapped)
 {
@@ -426,13 +430,13 @@ static void vpci_bar_remap(struct pci_dev *pd, int i, bool mapped)
 
 	for (unsigned q = 0; q < d->nqueues; q++) {
 		if (t->ioev[q].on) {
-			irq_ioeventfd(t->vm->vm_fd, d->kick_fd[q], t->ioev[q].addr, 2, false, false, 0, false);
+			irq_ioeventfd(t->vm->vm_fd, d->kick_fd[q], t->ioev[q].addr, VPCI_NOTIFY_IOEV_LEN, false, false, 0, false);
 			t->ioev[q].on = false;
 		}
 		if (!mapped)
 			continue;
 		t->ioev[q].addr = (uint64_t)pd->bar[i].addr + VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULT;
-		int ret = irq_ioeventfd(t->vm->vm_fd, d->kick_fd[q], t->ioev[q].addr, 2, false, false, 0, true);
+		int ret = irq_ioeventfd(t->vm->vm_fd, d->kick_fd[q], t->ioev[q].addr, VPCI_NOTIFY_IOEV_LEN, false, false, 0, true);
 		if (ret == 0) {
 			t->ioev[q].on = true;
 		} else if (!t->ioev_warned) {
@@ -449,7 +453,7 @@ static void vpci_free(struct vpci *t)
 {
 	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
 		if (t->ioev[q].on)
-			irq_ioeventfd(t->vm->vm_fd, t->d->kick_fd[q], t->ioev[q].addr, 2, false, false, 0, false);
+			irq_ioeventfd(t->vm->vm_fd, t->d->kick_fd[q], t->ioev[q].addr, VPCI_NOTIFY_IOEV_LEN, false, false, 0, false);
 	for (unsigned v = 0; v < t->nvec; v++) {
 		if (t->vec[v].irqfd)
 			irq_irqfd(t->vm->vm_fd, t->vec[v].efd, t->vec[v].gsi, false);

@@ -36,6 +36,7 @@
 #define VPCI_DEVICE_OFF      0x2000
 #define VPCI_NOTIFY_OFF      0x3000
 #define VPCI_NOTIFY_MULT     4       /* notify_off_multiplier: queue q notifies at +q*4 (queue_notify_off = q) */
+#define VPCI_NOTIFY_IOEV_LEN 0       /* notify ioeventfds match any write width (KVM fast MMIO) */
 #define VPCI_MSIX_TABLE_OFF  0x4000
 #define VPCI_MSIX_PBA_OFF    0x5000
 #define VPCI_MAX_VECTORS     (VIRTIO_MAX_QUEUES + 1)  /* config change + one per queue */
