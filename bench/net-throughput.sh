@@ -124,12 +124,21 @@ run_one() { # VMM BACKEND [IO_POLL_US]
 		printf '%-9s %-5s  guest did not come up (%s)\n' "$label" "$be" "$con"
 		kill "$VPID" 2>/dev/null; wait "$VPID" 2>/dev/null; VPID=; return
 	fi
-	tx=$("${wrap[@]}" timeout 600 $CLIENT tcp-send "$host" "$p1" "$BYTES" 2>>"$con.client") || tx=-
-	rx=$("${wrap[@]}" timeout 600 $CLIENT tcp-recv "$host" "$p2" 2>>"$con.client" | cut -d' ' -f1) || rx=-
+	# A figure counts only when the transfer was whole and the guest still runs
+	# afterwards (a guest that died mid-run gives "-", not a fast short transfer).
+	alive() { kill -0 "$VPID" 2>/dev/null; }
+	tx=$("${wrap[@]}" timeout 600 $CLIENT tcp-send "$host" "$p1" "$BYTES" 2>>"$con.client") && alive || tx=-
+	rx=$("${wrap[@]}" timeout 600 $CLIENT tcp-recv "$host" "$p2" 2>>"$con.client") || rx=-
+	if [ "$rx" != - ] && [ "${rx#* }" = "$BYTES" ] && alive; then rx=${rx%% *}; else rx=-; fi
 	sleep 1.2; c0=$(last_udp "$con")
 	sent=$("${wrap[@]}" $CLIENT udp-flood "$host" "$p3" "$UDPS" 18 2>>"$con.client") || sent=-
 	sleep 2.5; c1=$(last_udp "$con")
-	pps=$(awk -v a="${c0:-0}" -v b="${c1:-0}" -v s="$UDPS" 'BEGIN { printf "%d", (b - a) / s }')
+	if [ -n "$c0" ] && [ -n "$c1" ] && alive; then
+		pps=$(awk -v a="$c0" -v b="$c1" -v s="$UDPS" 'BEGIN { printf "%d", (b - a) / s }')
+	else
+		pps=-
+	fi
+	alive || echo "$label $be: the guest stopped during the run (see $con and $err)"
 	printf '%-9s %-5s  host->guest %8s MB/s   guest->host %8s MB/s   rx %9s pps (host sent %s pps)\n' \
 		"$label" "$be" "$tx" "$rx" "$pps" "$sent"
 	echo "$label $be $tx $rx $pps" >>"$RESULTS"
