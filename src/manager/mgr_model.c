@@ -7,6 +7,7 @@
 #include <time.h>
 #include <sys/wait.h>
 #include <jansson.h>
+#include "api/api.h"
 #include "manager/manager.h"
 
 void mgr_err_set(struct mgr_err *err, int status, const char *fmt, ...)
@@ -21,19 +22,10 @@ void mgr_err_set(struct mgr_err *err, int status, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Client text fit to quote in a message: printable ASCII, at most 48 bytes, "..." when cut. */
+/* Client text fit to quote in a message: api_echo's printable ASCII, at most 48 bytes, "..." when cut. */
 static const char *echo(char *dst, size_t dstlen, const char *s, size_t len)
 {
-	size_t n = 0, i;
-
-	for (i = 0; i < len && i < 48 && n + 4 < dstlen; i++)
-		dst[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (i < len && n + 4 <= dstlen) {
-		memcpy(dst + n, "...", 3);
-		n += 3;
-	}
-	dst[n] = '\0';
-	return dst;
+	return api_echo(dst, dstlen, s, len, 48);
 }
 
 int mgr_check_id(const char *id, size_t len, struct mgr_err *err)
