@@ -34,6 +34,7 @@ struct mds_conn {
 };
 
 struct mds_server {
+	struct netloop *loop;
 	struct mmds *m;
 	int lfd;
 	int lidx;
@@ -43,10 +44,12 @@ struct mds_server {
 	uint64_t served, refused, timeouts;
 };
 
-static void conn_close(struct mds_conn *c)
+static void conn_close(struct mds_server *s, struct mds_conn *c)
 {
-	if (c->fd >= 0)
+	if (c->fd >= 0) {
+		netloop_fd_closed(s->loop, c->fd);
 		close(c->fd);
+	}
 	mmds_http_free(c->http);
 	c->http = NULL;
 	c->fd = -1;
@@ -77,12 +80,12 @@ static void conn_read(struct mds_server *s, struct mds_conn *c, uint64_t now)
 
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
-			conn_close(c);
+			conn_close(s, c);
 		return;
 	}
 	r = mmds_http_feed(c->http, buf, (size_t)n, now);
 	if (r < 0) {
-		conn_close(c);
+		conn_close(s, c);
 	} else if (r > 0) {
 		c->writing = true;
 		c->written = 0;
@@ -90,25 +93,25 @@ static void conn_read(struct mds_server *s, struct mds_conn *c, uint64_t now)
 	}
 }
 
-static void conn_write(struct mds_conn *c)
+static void conn_write(struct mds_server *s, struct mds_conn *c)
 {
 	size_t len;
 	const char *out = mmds_http_output(c->http, &len);
 	ssize_t n;
 
 	if (!out || c->written >= len) {
-		conn_close(c);
+		conn_close(s, c);
 		return;
 	}
 	n = send(c->fd, out + c->written, len - c->written, MSG_NOSIGNAL);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
-			conn_close(c);
+			conn_close(s, c);
 		return;
 	}
 	c->written += (size_t)n;
 	if (c->written >= len)
-		conn_close(c); /* "Connection: close": the guest sees FIN after the body */
+		conn_close(s, c); /* "Connection: close": the guest sees FIN after the body */
 }
 
 static void srv_dispatch(struct netloop *l, void *opaque)
@@ -124,12 +127,12 @@ static void srv_dispatch(struct netloop *l, void *opaque)
 			continue;
 		r = netloop_revents(l, c->idx);
 		if (c->writing && (r & (POLLOUT | POLLERR | POLLHUP)))
-			conn_write(c);
+			conn_write(s, c);
 		else if (!c->writing && (r & (POLLIN | POLLERR | POLLHUP)))
 			conn_read(s, c, now);
 		if (c->fd >= 0 && now >= c->deadline_ms) {
 			s->timeouts++;
-			conn_close(c);
+			conn_close(s, c);
 		}
 	}
 	if (!(netloop_revents(l, s->lidx) & POLLIN))
@@ -165,6 +168,7 @@ int mds_server_create(struct netloop *l, struct mmds *m, struct mds_server **out
 		snprintf(msg, msglen, "out of memory");
 		return -1;
 	}
+	s->loop = l;
 	s->m = m;
 	s->lfd = -1;
 	for (unsigned i = 0; i < MDS_MAX_CONNS; i++)
@@ -207,9 +211,11 @@ void mds_server_destroy(struct mds_server *s)
 	if (!s)
 		return;
 	for (unsigned i = 0; i < MDS_MAX_CONNS; i++)
-		conn_close(&s->conns[i]);
-	if (s->lfd >= 0)
+		conn_close(s, &s->conns[i]);
+	if (s->lfd >= 0) {
+		netloop_fd_closed(s->loop, s->lfd);
 		close(s->lfd);
+	}
 	if (s->path[0])
 		unlink(s->path);
 	if (s->dir[0])

@@ -1,4 +1,4 @@
-/* The metadata HTTP server on the network thread: a private Unix socket that libslirp's guestfwd connects to. */
+/* The metadata HTTP server in the network loop (I/O thread): a private Unix socket that libslirp's guestfwd connects to. */
 #ifndef KILN_MDS_SERVER_H
 #define KILN_MDS_SERVER_H
 

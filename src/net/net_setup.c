@@ -1,4 +1,4 @@
-/* Builds the VM's networks from --net/--metadata/--ssh-key: backends, virtio-net devices, the network thread and the metadata service. */
+/* Builds the VM's networks from --net/--metadata/--ssh-key: backends, virtio-net devices, the network loop and the metadata service. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -16,10 +16,10 @@
 
 /*
  * Ownership: each virtio-net device owns its backends (freed with the
- * device). This context owns the network thread, the metadata server and
+ * device). This context owns the network loop, the metadata server and
  * store; it is handed to the VM after the devices, so it is destroyed
- * before them (vm_destroy goes in reverse): the thread that feeds the
- * devices stops first.
+ * before them (vm_destroy goes in reverse): the loop that feeds the
+ * devices is detached first.
  */
 struct net_ctx {
 	struct vm *vm;
@@ -49,6 +49,8 @@ static void ctx_print_stats(void *opaque, int fd)
 {
 	struct net_ctx *c = opaque;
 
+	if (c->loop.io)
+		netloop_print_stats(&c->loop, fd);
 	if (c->server)
 		mds_server_print_stats(c->server, fd);
 }
@@ -168,9 +170,9 @@ static int net_setup(struct vm *vm)
 	if (ret < 0)
 		goto fail;
 	if (need_loop) {
-		ret = netloop_start(&c->loop);
+		ret = netloop_attach(&c->loop, &vm->io);
 		if (ret < 0) {
-			log_err("network thread: %s", strerror(-ret));
+			log_err("network loop: %s", strerror(-ret));
 			return ret; /* the VM owns c now */
 		}
 	}

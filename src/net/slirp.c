@@ -11,12 +11,13 @@
 #include "core/log.h"
 
 /*
- * Frames from the guest arrive on the I/O thread (virtio-net tx) and are
- * copied into a bounded ring; the network thread feeds them to libslirp.
- * A full ring makes tx return -EAGAIN: the guest's buffers stay in its ring
- * until the network thread has room again (net_tx_resume) — backpressure,
- * not loss. Frames from libslirp go straight to net_inject() on the network
- * thread.
+ * Frames from the guest arrive in virtio-net's tx handler, which holds the
+ * device lock, and are copied into a bounded ring; the network loop's next
+ * turn (on the same I/O thread, see netloop.h) feeds them to libslirp,
+ * whose answers go to net_inject(), which takes that lock: the ring is what
+ * keeps the two apart. A full ring makes tx return -EAGAIN: the guest's
+ * buffers stay in its ring until the loop has room again (net_tx_resume) —
+ * backpressure, not loss.
  *
  * The metadata endpoint is a second libslirp instance in restricted mode
  * (no connection leaves it) whose network is 169.254.0.0/16 and whose only
@@ -46,7 +47,7 @@ struct slirp_be {
 	bool mds;                   /* the metadata endpoint (synthetic ARP) */
 	struct in_addr mds_host;    /* its vhost address: the ARP sender */
 	char label[16];
-	/* The tx ring, I/O thread -> network thread. */
+	/* The tx ring, virtio-net tx -> the loop's turn (a lock: tx may also run elsewhere). */
 	pthread_mutex_t lock;
 	unsigned head, count;
 	uint32_t len[RING_SLOTS];
@@ -65,7 +66,7 @@ static struct slirp_be *S(struct net_backend *be)
 	return (struct slirp_be *)be;
 }
 
-/* ---- libslirp callbacks (network thread) ---- */
+/* ---- libslirp callbacks (in the network loop's turn) ---- */
 
 static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 {
@@ -122,9 +123,17 @@ static void cb_timer_mod(void *timer, int64_t expire_ms, void *opaque)
 	((struct slirp_timer *)timer)->expire_ms = expire_ms;
 }
 
-static void cb_register_poll_fd(int fd, void *opaque)
+/*
+ * The poll set is rebuilt from slirp_pollfds_fill on every turn; these only
+ * tell the loop that an fd number is about to be closed (unregister) or is
+ * new (register), so it never trusts an epoll registration of an earlier
+ * file with the same number.
+ */
+static void cb_poll_fd_changed(int fd, void *opaque)
 {
-	/* Nothing: the fd set is rebuilt from slirp_pollfds_fill on every turn. */
+	struct slirp_be *s = opaque;
+
+	netloop_fd_closed(s->loop, fd);
 }
 
 static void cb_notify(void *opaque)
@@ -141,12 +150,12 @@ static const SlirpCb slirp_cbs = {
 	.timer_new = cb_timer_new,
 	.timer_free = cb_timer_free,
 	.timer_mod = cb_timer_mod,
-	.register_poll_fd = cb_register_poll_fd,
-	.unregister_poll_fd = cb_register_poll_fd,
+	.register_poll_fd = cb_poll_fd_changed,
+	.unregister_poll_fd = cb_poll_fd_changed,
 	.notify = cb_notify,
 };
 
-/* ---- the network thread's turn ---- */
+/* ---- the network loop's turn ---- */
 
 static int add_poll(int fd, int events, void *opaque)
 {
@@ -272,7 +281,7 @@ static void slirp_dispatch(struct netloop *l, void *opaque)
 	}
 }
 
-/* ---- the backend (I/O thread side) ---- */
+/* ---- the backend (virtio-net tx side) ---- */
 
 static int sl_tx(struct net_backend *be, unsigned pair, const struct iovec *iov, int n, size_t len)
 {
@@ -306,9 +315,9 @@ static int sl_tx(struct net_backend *be, unsigned pair, const struct iovec *iov,
 	}
 	s->len[(s->head + s->count) % RING_SLOTS] = (uint32_t)flen;
 	/*
-	 * Wake the network thread only when the ring was empty: while it holds
-	 * frames, the thread is draining or about to (fill sees them and does
-	 * not sleep), so one eventfd write per burst, not per frame.
+	 * Wake the network loop only when the ring was empty: while it holds
+	 * frames, a turn is due (fill sees them and plans the next turn at
+	 * once), so one eventfd write per burst, not per frame.
 	 */
 	wake = s->count++ == 0;
 out:

@@ -14,8 +14,8 @@
  * the control queue is queue 2 without MQ even if more pairs exist.
  *
  * Threads: tx and control work run on the I/O thread (queue kicks); rx runs
- * where the packet comes from (the I/O thread for TAP, the network thread for
- * libslirp); all of it under d->lock.
+ * where the packet comes from (also the I/O thread: the tap's fd handler, or
+ * the network loop's turn for libslirp); all of it under d->lock.
  */
 
 static struct net_dev *ND(struct virtio_dev *d)

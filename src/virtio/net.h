@@ -72,7 +72,7 @@ struct net_backend_ops {
 	void (*configure)(struct net_backend *be, uint64_t guest_features, unsigned pairs);
 	/* Rx buffers appeared on `pair` after it ran dry: pull pending input (d->lock held). May be NULL. */
 	void (*rx_resume)(struct net_backend *be, unsigned pair);
-	/* Free it (the I/O thread and the network thread have stopped). */
+	/* Free it (the I/O thread has stopped; the network loop is detached). */
 	void (*destroy)(struct net_backend *be);
 	/* One --stats line. May be NULL. */
 	void (*print_stats)(struct net_backend *be, int fd);

@@ -19,6 +19,7 @@
 #include "net/mds_server.h"
 #include "net/mmds.h"
 #include "net/netloop.h"
+#include "core/ioloop.h"
 #include "net/slirp.h"
 
 /*
@@ -54,6 +55,7 @@ int main(int argc, char **argv)
 	struct net_config nc = { .kind = NET_USER, .queues = 1 };
 	const char *md = NULL, *key = NULL;
 	int version = 1;
+	struct ioloop io;
 	struct netloop loop;
 	struct mmds m;
 	struct mds_server *srv = NULL;
@@ -107,7 +109,8 @@ int main(int argc, char **argv)
 	inet_pton(AF_INET, MDS_HOST, &malt);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
-	if (netloop_start(&loop) < 0)
+	/* As in kiln: the network loop is a source of the I/O thread. */
+	if (ioloop_init(&io) < 0 || netloop_attach(&loop, &io) < 0 || ioloop_start(&io) < 0)
 		return 3;
 	fprintf(stderr, "harness: running on %s\n", argv[1]);
 	while (!stop) {
@@ -128,6 +131,7 @@ int main(int argc, char **argv)
 		be->ops->tx(be, 0, &iov, 1, iov.iov_len);
 	}
 	netloop_fini(&loop);
+	ioloop_destroy(&io);
 	if (srv)
 		mds_server_destroy(srv);
 	if (mds)

@@ -25,7 +25,7 @@ fi
 W=$(mktemp -d "${TMPDIR:-/tmp}/kiln-net-test.XXXXXX")
 NS=kiln-net-$$
 H=$W/harness
-SRCS="tests/net/harness.c src/net/slirp.c src/net/netloop.c src/net/mds_server.c src/net/mmds.c src/net/frame.c
+SRCS="tests/net/harness.c src/net/slirp.c src/net/netloop.c src/core/ioloop.c src/net/mds_server.c src/net/mmds.c src/net/frame.c
       src/cli/options.c src/core/console.c src/core/kvm.c src/core/memory.c src/core/loader_cmdline.c src/core/log.c"
 # shellcheck disable=SC2086
 if ! cc -std=gnu11 -O1 -g -D_GNU_SOURCE -DKILN_VERSION='"test"' -Isrc -o "$H" $SRCS -pthread -ljansson -lhttp_parser -lslirp \
