@@ -15,9 +15,12 @@
  * device lock, and are copied into a bounded ring; the network loop's next
  * turn (on the same I/O thread, see netloop.h) feeds them to libslirp,
  * whose answers go to net_inject(), which takes that lock: the ring is what
- * keeps the two apart. A full ring makes tx return -EAGAIN: the guest's
- * buffers stay in its ring until the loop has room again (net_tx_resume) —
- * backpressure, not loss.
+ * keeps the two apart. tx answers NET_TX_DEFERRED, and once a turn has fed
+ * the ring to libslirp it resumes the queue (net_tx_resume): the guest's
+ * kicks stay off from its first frame until a pass finds nothing more, so
+ * a burst costs one kick, as in QEMU, and not one per frame. A full ring
+ * makes tx return -EAGAIN: the guest's buffers stay in its ring until the
+ * loop has room again — backpressure, not loss.
  *
  * The metadata endpoint is a second libslirp instance in restricted mode
  * (no connection leaves it) whose network is 169.254.0.0/16 and whose only
@@ -53,6 +56,7 @@ struct slirp_be {
 	uint32_t len[RING_SLOTS];
 	uint8_t *slots;             /* RING_SLOTS * SLOT_BYTES */
 	bool blocked;               /* tx said -EAGAIN: resume the guest's queue once there is room */
+	bool deferred;              /* tx said NET_TX_DEFERRED: resume the queue once the ring is drained */
 	/* Network thread only. */
 	struct slirp_timer *timers;
 	uint8_t last_mac[6];
@@ -248,6 +252,11 @@ static void slirp_dispatch(struct netloop *l, void *opaque)
 
 		pthread_mutex_lock(&s->lock);
 		if (!s->count) {
+			/* Drained: the queue may look for more (and turn kicks back on when there are none). */
+			if (s->deferred) {
+				s->deferred = false;
+				resume = true;
+			}
 			pthread_mutex_unlock(&s->lock);
 			break;
 		}
@@ -314,6 +323,8 @@ static int sl_tx(struct net_backend *be, unsigned pair, const struct iovec *iov,
 		goto out;
 	}
 	s->len[(s->head + s->count) % RING_SLOTS] = (uint32_t)flen;
+	s->deferred = true;
+	ret = NET_TX_DEFERRED;
 	/*
 	 * Wake the network loop only when the ring was empty: while it holds
 	 * frames, a turn is due (fill sees them and plans the next turn at

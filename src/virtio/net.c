@@ -299,7 +299,7 @@ static int tx_to_mds(struct net_dev *nd, const struct iovec *iov, int n, size_t 
 	}
 }
 
-/* Process one tx chain already popped into nd->chain. 0 done, -EAGAIN the backend is full (unpop). */
+/* Process one tx chain already popped into nd->chain. 0 done, NET_TX_DEFERRED done (resume comes), -EAGAIN the backend is full (unpop). */
 static int tx_one(struct net_dev *nd, unsigned pair)
 {
 	struct vq_chain *c = &nd->chain;
@@ -317,11 +317,12 @@ static int tx_one(struct net_dev *nd, unsigned pair)
 	if (nd->mds) {
 		got = iov_copy_out(nd->iov, (int)c->nread, 0, head, sizeof(head));
 		if (net_frame_for_mds(head + VNET_HDR_LEN, got - VNET_HDR_LEN, nd->mds_ip, nd->mds_alt_ip)) {
-			if (tx_to_mds(nd, nd->iov, (int)c->nread, len) < 0)
+			r = tx_to_mds(nd, nd->iov, (int)c->nread, len);
+			if (r < 0)
 				nd->stats.tx_dropped++;
 			else
 				nd->stats.tx_mds++;
-			return 0;
+			return r == NET_TX_DEFERRED ? r : 0;
 		}
 	}
 	r = nd->be->ops->tx(nd->be, pair, nd->iov, (int)c->nread, len);
@@ -329,11 +330,11 @@ static int tx_one(struct net_dev *nd, unsigned pair)
 		return r;
 	if (r < 0) {
 		nd->stats.tx_dropped++;
-	} else {
-		nd->stats.tx_frames++;
-		nd->stats.tx_bytes += len - VNET_HDR_LEN;
+		return 0;
 	}
-	return 0;
+	nd->stats.tx_frames++;
+	nd->stats.tx_bytes += len - VNET_HDR_LEN;
+	return r == NET_TX_DEFERRED ? r : 0;
 }
 
 static void tx_kick(struct net_dev *nd, unsigned pair)
@@ -341,6 +342,7 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 	struct virtio_dev *d = &nd->vdev;
 	unsigned qi = 2 * pair + 1, done = 0;
 	struct vq *q = &d->vq[qi];
+	bool deferred = false;
 
 	if (pair >= nd->pairs)
 		return;
@@ -362,7 +364,10 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 				virtio_fail(d, "tx buffer with device-writable parts");
 				return;
 			}
-			if (tx_one(nd, pair) == -EAGAIN) {
+			r = tx_one(nd, pair);
+			if (r == NET_TX_DEFERRED)
+				deferred = true;
+			if (r == -EAGAIN) {
 				vq_unpop(q, 1);
 				atomic_store(&nd->tx_blocked[pair], true);
 				return; /* net_tx_resume kicks again; notifications stay off meanwhile */
@@ -384,6 +389,16 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 			/* The guest keeps the ring full: yield to other work, come back on the next loop turn (or poll). */
 			if (!d->polling[qi])
 				virtio_kick(d, qi);
+			break;
+		}
+		/*
+		 * The backend sends later and resumes us then: kicks stay off until
+		 * a pass finds nothing (QEMU's tx bottom half keeps them off the
+		 * same way), which spares the guest an exit per frame while its
+		 * frames are still on their way.
+		 */
+		if (deferred) {
+			nd->stats.tx_deferred++;
 			break;
 		}
 		/* Drained: kicks back on and one more look (§2.7.10), unless the I/O thread polls this queue. */
@@ -564,10 +579,10 @@ static void net_print_stats(struct virtio_dev *d, int fd)
 	struct net_dev *nd = ND(d);
 	const struct net_stats *s = &nd->stats;
 
-	dprintf(fd, "%s: tx frames=%llu bytes=%llu dropped=%llu metadata=%llu; rx frames=%llu bytes=%llu "
+	dprintf(fd, "%s: tx frames=%llu bytes=%llu dropped=%llu metadata=%llu deferred=%llu; rx frames=%llu bytes=%llu "
 		"dropped=%llu waited=%llu; ctrl=%llu errors=%llu\n", d->name,
 		(unsigned long long)s->tx_frames, (unsigned long long)s->tx_bytes, (unsigned long long)s->tx_dropped,
-		(unsigned long long)s->tx_mds, (unsigned long long)s->rx_frames, (unsigned long long)s->rx_bytes,
+		(unsigned long long)s->tx_mds, (unsigned long long)s->tx_deferred, (unsigned long long)s->rx_frames, (unsigned long long)s->rx_bytes,
 		(unsigned long long)s->rx_dropped, (unsigned long long)s->rx_no_buffers,
 		(unsigned long long)s->ctrl_cmds, (unsigned long long)s->ctrl_errs);
 	if (nd->be->ops->print_stats)

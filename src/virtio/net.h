@@ -62,10 +62,16 @@ struct net_backend;
 /*
  * A host backend. tx runs on the I/O thread with the device lock held; it
  * gets the guest's frame as an iovec that starts with the 12-byte
- * virtio_net_hdr. Return 0 (sent or dropped) or -EAGAIN (cannot take it
+ * virtio_net_hdr. Return 0 (sent or dropped), -EAGAIN (cannot take it
  * now: the device leaves the buffer in the ring and the backend calls
- * net_tx_resume() later).
+ * net_tx_resume() later), or NET_TX_DEFERRED: taken, and handed on later
+ * (an in-process stack's turn), after which the backend calls
+ * net_tx_resume(). Until then the device leaves the guest's notifications
+ * off, so what the guest queues meanwhile goes with the next pass without
+ * a kick — the effect QEMU gets by sending from a bottom half.
  */
+#define NET_TX_DEFERRED 1
+
 struct net_backend_ops {
 	int (*tx)(struct net_backend *be, unsigned pair, const struct iovec *iov, int n, size_t len);
 	/* Features are negotiated (activate) or the guest asked for `pairs` pairs; d->lock held. May be NULL. */
@@ -87,6 +93,7 @@ struct net_backend {
 
 struct net_stats {
 	uint64_t tx_frames, tx_bytes, tx_dropped, tx_mds;
+	uint64_t tx_deferred;       /* tx passes that left kicks off for the backend's resume */
 	uint64_t rx_frames, rx_bytes, rx_dropped, rx_no_buffers;
 	uint64_t ctrl_cmds, ctrl_errs;
 };
