@@ -252,11 +252,6 @@ static void slirp_dispatch(struct netloop *l, void *opaque)
 
 		pthread_mutex_lock(&s->lock);
 		if (!s->count) {
-			/* Drained: the queue may look for more (and turn kicks back on when there are none). */
-			if (s->deferred) {
-				s->deferred = false;
-				resume = true;
-			}
 			pthread_mutex_unlock(&s->lock);
 			break;
 		}
@@ -273,6 +268,13 @@ static void slirp_dispatch(struct netloop *l, void *opaque)
 			mds_learn(s, s->frame, len);
 		slirp_input(s->slirp, s->frame, (int)len);
 	}
+	/* Drained: the queue may look for more (and turns kicks back on when there are none). */
+	pthread_mutex_lock(&s->lock);
+	if (!s->count && s->deferred) {
+		s->deferred = false;
+		resume = true;
+	}
+	pthread_mutex_unlock(&s->lock);
 	if (resume && s->be.nd)
 		for (unsigned p = 0; p < s->be.pairs; p++)
 			net_tx_resume(s->be.nd, p);
@@ -288,6 +290,9 @@ static void slirp_dispatch(struct netloop *l, void *opaque)
 		tm->expire_ms = -1;
 		tm->cb(tm->cb_opaque);
 	}
+	/* One interrupt for everything this turn gave the guest (net_inject). */
+	if (s->be.nd)
+		net_inject_flush(s->be.nd);
 }
 
 /* ---- the backend (virtio-net tx side) ---- */

@@ -245,7 +245,7 @@ void net_inject(struct net_dev *nd, const void *frame, size_t len)
 	else
 		r = -EAGAIN;
 	if (r == 0) {
-		net_rx_done(nd, 0);
+		nd->rx_unsignalled = true;
 		free(pkt);
 	} else if (r == -EAGAIN && nd->backlog_count < NET_RX_BACKLOG) {
 		unsigned tail = (nd->backlog_head + nd->backlog_count) % NET_RX_BACKLOG;
@@ -258,6 +258,17 @@ void net_inject(struct net_dev *nd, const void *frame, size_t len)
 		free(pkt);
 	}
 out:
+	pthread_mutex_unlock(&d->lock);
+}
+
+void net_inject_flush(struct net_dev *nd)
+{
+	struct virtio_dev *d = &nd->vdev;
+
+	pthread_mutex_lock(&d->lock);
+	if (nd->rx_unsignalled && virtio_queue_live(d, 0))
+		net_rx_done(nd, 0);
+	nd->rx_unsignalled = false;
 	pthread_mutex_unlock(&d->lock);
 }
 

@@ -110,6 +110,7 @@ struct net_dev {
 	/* Frames injected by in-process stacks (slirp, metadata) waiting for rx buffers on pair 0. */
 	struct net_pkt { uint32_t len; uint8_t *data; } backlog[NET_RX_BACKLOG];
 	unsigned backlog_head, backlog_count;
+	bool rx_unsignalled;         /* net_inject delivered; net_inject_flush raises the interrupt */
 	_Atomic bool tx_blocked[NET_MAX_PAIRS];  /* a backend said -EAGAIN */
 	struct vq_chain chain;       /* scratch, d->lock held */
 	struct iovec iov[VQ_MAX_BUFS];
@@ -140,11 +141,17 @@ int net_rx_deliver(struct net_dev *nd, unsigned pair, uint8_t *pkt, size_t len);
 void net_rx_done(struct net_dev *nd, unsigned pair);
 
 /*
- * From an in-process stack's thread (slirp): a frame for the guest on pair 0
- * with no header. Takes d->lock. Delivered now, or kept (bounded) until the
- * guest posts rx buffers, or dropped.
+ * From an in-process stack (slirp, in the network loop's turn): a frame for
+ * the guest on pair 0 with no header. Takes d->lock. Delivered now, or kept
+ * (bounded) until the guest posts rx buffers, or dropped. The interrupt
+ * waits for net_inject_flush, which the stack calls at the end of its turn:
+ * a burst (a window of TCP data, a run of ACKs) then costs the guest one
+ * interrupt, and its NAPI poll finds the whole burst, instead of racing
+ * the producer frame by frame.
  */
 void net_inject(struct net_dev *nd, const void *frame, size_t len);
+/* Raise the interrupt for what net_inject delivered since the last flush (if the driver wants one). */
+void net_inject_flush(struct net_dev *nd);
 
 /* A backend that returned -EAGAIN from tx can take frames again: re-kick the tx queue (any thread). */
 void net_tx_resume(struct net_dev *nd, unsigned pair);

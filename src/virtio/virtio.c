@@ -379,8 +379,8 @@ void virtio_print_stats(struct virtio_dev *d, int fd)
 			(unsigned long long)d->stats.poll_chains, (unsigned long long)d->stats.arm_chains);
 	for (unsigned q = 0; q < d->nqueues; q++) {
 		const struct vq_stats *s = &d->vq[q].stats;
-		dprintf(fd, " q%u[chains=%llu faults=%llu%s%s]", q, (unsigned long long)s->chains,
-			(unsigned long long)s->faults, d->vq[q].fault ? " " : "",
+		dprintf(fd, " q%u[chains=%llu irqs=%llu faults=%llu%s%s]", q, (unsigned long long)s->chains,
+			(unsigned long long)s->notify_sent, (unsigned long long)s->faults, d->vq[q].fault ? " " : "",
 			d->vq[q].fault ? vq_fault_str(d->vq[q].fault) : "");
 	}
 	dprintf(fd, "\n");

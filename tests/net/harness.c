@@ -40,6 +40,10 @@ void net_inject(struct net_dev *nd, const void *frame, size_t len)
 	pthread_mutex_unlock(&tap_lock);
 }
 
+void net_inject_flush(struct net_dev *nd)
+{
+}
+
 void net_tx_resume(struct net_dev *nd, unsigned pair)
 {
 }

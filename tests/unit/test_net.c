@@ -467,6 +467,32 @@ static void test_inject_backlog(void **state)
 	tear_down(t);
 }
 
+/* Frames an in-process stack injects in one turn cost the guest one interrupt, raised by the flush. */
+static void test_inject_one_irq_per_turn(void **state)
+{
+	struct t *t = bring_up(BASE_F, 1, false);
+	const struct vq_stats *rx = &t->nd->vdev.vq[0].stats;
+	uint8_t frame[60];
+	struct b c[3];
+
+	memset(frame, 0x17, sizeof(frame));
+	for (unsigned i = 0; i < 3; i++) {
+		c[i] = (struct b){ buf(t, 200), 200, true };
+		add_chain(t, 0, &c[i], 1);
+	}
+	net_inject(t->nd, frame, sizeof(frame));
+	net_inject(t->nd, frame, sizeof(frame));
+	net_inject(t->nd, frame, sizeof(frame));
+	assert_int_equal(used_idx(t, 0), 3);
+	assert_int_equal(rx->notify_sent, 0);
+	net_inject_flush(t->nd);
+	assert_int_equal(rx->notify_sent, 1);
+	/* Nothing new since: no second interrupt. */
+	net_inject_flush(t->nd);
+	assert_int_equal(rx->notify_sent, 1);
+	tear_down(t);
+}
+
 /* The two virtqueue calls virtio-net added: bounds of vq_push_many and vq_unpop. */
 static void test_vq_batch(void **state)
 {
@@ -853,6 +879,7 @@ int main(void)
 		cmocka_unit_test(test_rx_no_mergeable),
 		cmocka_unit_test(test_rx_hostile),
 		cmocka_unit_test(test_inject_backlog),
+		cmocka_unit_test(test_inject_one_irq_per_turn),
 		cmocka_unit_test(test_vq_batch),
 		cmocka_unit_test(test_ctrl),
 		cmocka_unit_test(test_multiqueue),
