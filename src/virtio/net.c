@@ -412,6 +412,19 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 			nd->stats.tx_deferred++;
 			break;
 		}
+		/*
+		 * Frames went and the backend is done with them (a tap write):
+		 * look again on the I/O thread's next turn, kicks still off, and
+		 * turn them back on only after a pass that finds nothing. A guest
+		 * in the middle of a burst queues its next frames while the loop
+		 * goes round, and they go without an exit each (QEMU's tx bottom
+		 * half reschedules itself the same way).
+		 */
+		if (done && !d->polling[qi]) {
+			nd->stats.tx_requeued++;
+			virtio_kick(d, qi);
+			break;
+		}
 		/* Drained: kicks back on and one more look (§2.7.10), unless the I/O thread polls this queue. */
 		if (!virtio_queue_rearm(d, qi))
 			break;
@@ -593,7 +606,8 @@ static void net_print_stats(struct virtio_dev *d, int fd)
 	dprintf(fd, "%s: tx frames=%llu bytes=%llu dropped=%llu metadata=%llu deferred=%llu; rx frames=%llu bytes=%llu "
 		"dropped=%llu waited=%llu; ctrl=%llu errors=%llu\n", d->name,
 		(unsigned long long)s->tx_frames, (unsigned long long)s->tx_bytes, (unsigned long long)s->tx_dropped,
-		(unsigned long long)s->tx_mds, (unsigned long long)s->tx_deferred, (unsigned long long)s->rx_frames, (unsigned long long)s->rx_bytes,
+		(unsigned long long)s->tx_mds, (unsigned long long)(s->tx_deferred + s->tx_requeued),
+		(unsigned long long)s->rx_frames, (unsigned long long)s->rx_bytes,
 		(unsigned long long)s->rx_dropped, (unsigned long long)s->rx_no_buffers,
 		(unsigned long long)s->ctrl_cmds, (unsigned long long)s->ctrl_errs);
 	if (nd->be->ops->print_stats)

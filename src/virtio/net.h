@@ -94,6 +94,7 @@ struct net_backend {
 struct net_stats {
 	uint64_t tx_frames, tx_bytes, tx_dropped, tx_mds;
 	uint64_t tx_deferred;       /* tx passes that left kicks off for the backend's resume */
+	uint64_t tx_requeued;       /* tx passes that left kicks off for a look on the next loop turn */
 	uint64_t rx_frames, rx_bytes, rx_dropped, rx_no_buffers;
 	uint64_t ctrl_cmds, ctrl_errs;
 };

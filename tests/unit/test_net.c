@@ -708,6 +708,32 @@ static void test_tx_deferred(void **state)
 	tear_down(t);
 }
 
+/*
+ * A backend that is done at once (a tap): after a pass that sent frames the
+ * queue looks again on the loop's next turn (a kick on its own eventfd),
+ * kicks still off; only an empty pass turns them back on.
+ */
+static void test_tx_requeue(void **state)
+{
+	struct t *t = bring_up(BASE_F | F(VIRTIO_RING_F_EVENT_IDX), 1, false);
+	uint64_t n;
+	gpa_t g = put_frame(t, 60, 3);
+	struct b b0[1] = { { g, VNET_HDR_LEN + 60, false } };
+
+	add_chain(t, 1, b0, 1);
+	kick(t, 1);
+	assert_int_equal(t->be.frames, 1);
+	assert_int_equal(t->nd->stats.tx_requeued, 1);
+	assert_int_equal(read(t->nd->vdev.kick_fd[1], &n, sizeof(n)), (ssize_t)sizeof(n));
+	assert_false(vq_need_event(avail_event(t, 1), 2, 1));
+	/* The look on the next turn finds nothing: kicks back on, no further self-kick. */
+	kick(t, 1);
+	assert_int_equal(t->nd->stats.tx_requeued, 1);
+	assert_true(vq_need_event(avail_event(t, 1), 2, 1));
+	assert_int_equal(read(t->nd->vdev.kick_fd[1], &n, sizeof(n)), -1);
+	tear_down(t);
+}
+
 /* ---- --io-poll ---- */
 
 /* Which queues the I/O thread may poll: transmit queues of pairs in use, not rx, not control, not blocked tx. */
@@ -884,6 +910,7 @@ int main(void)
 		cmocka_unit_test(test_ctrl),
 		cmocka_unit_test(test_multiqueue),
 		cmocka_unit_test(test_offload_features),
+		cmocka_unit_test(test_tx_requeue),
 		cmocka_unit_test(test_tx_deferred),
 		cmocka_unit_test(test_event_idx_rearm),
 		cmocka_unit_test(test_poll_queues),
