@@ -252,6 +252,7 @@ void netloop_fini(struct netloop *l)
 	if (l->timer_fd >= 0)
 		close(l->timer_fd);
 	l->epfd = l->wake_efd = l->timer_fd = -1;
+	l->nreg = 0;
 }
 
 void netloop_print_stats(const struct netloop *l, int fd)

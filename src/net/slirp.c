@@ -137,7 +137,9 @@ static void cb_poll_fd_changed(int fd, void *opaque)
 {
 	struct slirp_be *s = opaque;
 
-	netloop_fd_closed(s->loop, fd);
+	/* NULL while sl_destroy tears the stack down: the loop is gone then (freed before the devices). */
+	if (s->loop)
+		netloop_fd_closed(s->loop, fd);
 }
 
 static void cb_notify(void *opaque)
@@ -347,6 +349,7 @@ static void sl_destroy(struct net_backend *be)
 {
 	struct slirp_be *s = S(be);
 
+	s->loop = NULL;
 	if (s->slirp)
 		slirp_cleanup(s->slirp);
 	while (s->timers) {
