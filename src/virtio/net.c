@@ -381,25 +381,33 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 			if (r == -EAGAIN) {
 				vq_unpop(q, 1);
 				atomic_store(&nd->tx_blocked[pair], true);
-				return; /* net_tx_resume kicks again; notifications stay off meanwhile */
+				/* net_tx_resume kicks again; notifications stay off meanwhile. What went is reported now. */
+				virtio_used(d, qi);
+				return;
 			}
 			if (vq_push(q, nd->chain.head, 0) < 0) {
 				virtio_fail(d, "tx used ring update failed");
 				return;
 			}
-			/*
-			 * Tell the driver at once, not at the end of the batch: a sender
-			 * throttled by its completions (Linux: BQL, TCP small queues)
-			 * waits for them, and each write to a tap can take a while. The
-			 * driver decides how often it wants to hear (used_event, §2.7.10).
-			 */
-			virtio_used(d, qi);
 			done++;
 		}
+		/*
+		 * The interrupt for used tx buffers waits for the end of the chain
+		 * of passes below (one that finds nothing, or polling): the driver
+		 * sees them in the used ring whenever it transmits, and while the
+		 * chain goes on it is transmitting. A Linux driver that completed
+		 * everything asks to hear of the very next buffer (used_event,
+		 * §2.7.10), so reporting each pass would cost it an interrupt per
+		 * frame. The chain ends one loop turn after the guest stops, so a
+		 * sender throttled by its completions (BQL, TCP small queues, a
+		 * stopped queue) waits that long at most.
+		 */
 		if (done >= q->size) {
 			/* The guest keeps the ring full: yield to other work, come back on the next loop turn (or poll). */
-			if (!d->polling[qi])
+			if (!d->polling[qi]) {
 				virtio_kick(d, qi);
+				return;
+			}
 			break;
 		}
 		/*
@@ -410,7 +418,7 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 		 */
 		if (deferred) {
 			nd->stats.tx_deferred++;
-			break;
+			return;
 		}
 		/*
 		 * Frames went and the backend is done with them (a tap write):
@@ -423,12 +431,13 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 		if (done && !d->polling[qi]) {
 			nd->stats.tx_requeued++;
 			virtio_kick(d, qi);
-			break;
+			return;
 		}
 		/* Drained: kicks back on and one more look (§2.7.10), unless the I/O thread polls this queue. */
 		if (!virtio_queue_rearm(d, qi))
 			break;
 	}
+	virtio_used(d, qi);
 }
 
 void net_tx_resume(struct net_dev *nd, unsigned pair)

@@ -726,8 +726,12 @@ static void test_tx_requeue(void **state)
 	assert_int_equal(t->nd->stats.tx_requeued, 1);
 	assert_int_equal(read(t->nd->vdev.kick_fd[1], &n, sizeof(n)), (ssize_t)sizeof(n));
 	assert_false(vq_need_event(avail_event(t, 1), 2, 1));
-	/* The look on the next turn finds nothing: kicks back on, no further self-kick. */
+	/* Used at once, but the interrupt waits for the end of the chain. */
+	assert_int_equal(used_idx(t, 1), 1);
+	assert_int_equal(t->nd->vdev.vq[1].stats.notify_sent, 0);
+	/* The look on the next turn finds nothing: kicks back on, the interrupt, no further self-kick. */
 	kick(t, 1);
+	assert_int_equal(t->nd->vdev.vq[1].stats.notify_sent, 1);
 	assert_int_equal(t->nd->stats.tx_requeued, 1);
 	assert_true(vq_need_event(avail_event(t, 1), 2, 1));
 	assert_int_equal(read(t->nd->vdev.kick_fd[1], &n, sizeof(n)), -1);
