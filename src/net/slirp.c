@@ -55,8 +55,13 @@ struct slirp_be {
 	unsigned head, count;
 	uint32_t len[RING_SLOTS];
 	uint8_t *slots;             /* RING_SLOTS * SLOT_BYTES */
-	bool blocked;               /* tx said -EAGAIN: resume the guest's queue once there is room */
-	bool deferred;              /* tx said NET_TX_DEFERRED: resume the queue once the ring is drained */
+	/*
+	 * Which tx queues (bit = pair) wait for net_tx_resume: blocked (tx said
+	 * -EAGAIN) once the ring has room, deferred (NET_TX_DEFERRED) once it
+	 * is drained. The metadata endpoint takes frames from every pair of a
+	 * multiqueue NIC; resuming the wrong one would leave a queue silent.
+	 */
+	uint32_t blocked, deferred;
 	/* Network thread only. */
 	struct slirp_timer *timers;
 	uint8_t last_mac[6];
@@ -245,7 +250,7 @@ static void slirp_dispatch(struct netloop *l, void *opaque)
 {
 	struct slirp_be *s = opaque;
 	int64_t now = (int64_t)netloop_now_ms();
-	bool resume = false;
+	uint32_t resume = 0;
 
 	slirp_pollfds_poll(s->slirp, l->poll_error, get_revents, l);
 	/* Frames from the guest, one at a time out of the ring (slirp_input may call back into net_inject). */
@@ -261,24 +266,22 @@ static void slirp_dispatch(struct netloop *l, void *opaque)
 		memcpy(s->frame, s->slots + (size_t)s->head * SLOT_BYTES, len);
 		s->head = (s->head + 1) % RING_SLOTS;
 		s->count--;
-		if (s->blocked) {
-			s->blocked = false;
-			resume = true;
-		}
+		resume |= s->blocked;
+		s->blocked = 0;
 		pthread_mutex_unlock(&s->lock);
 		if (s->mds)
 			mds_learn(s, s->frame, len);
 		slirp_input(s->slirp, s->frame, (int)len);
 	}
-	/* Drained: the queue may look for more (and turns kicks back on when there are none). */
+	/* Drained: the queues may look for more (and turn kicks back on when there are none). */
 	pthread_mutex_lock(&s->lock);
-	if (!s->count && s->deferred) {
-		s->deferred = false;
-		resume = true;
+	if (!s->count) {
+		resume |= s->deferred;
+		s->deferred = 0;
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (resume && s->be.nd)
-		for (unsigned p = 0; p < s->be.pairs; p++)
+	for (unsigned p = 0; p < NET_MAX_PAIRS && s->be.nd; p++)
+		if (resume & (1u << p))
 			net_tx_resume(s->be.nd, p);
 	/* Timers: a callback may re-arm or free timers, so restart the walk after each one. */
 	for (unsigned guard = 0; guard < 64; guard++) {
@@ -315,8 +318,13 @@ static int sl_tx(struct net_backend *be, unsigned pair, const struct iovec *iov,
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&s->lock);
+	if (pair >= NET_MAX_PAIRS) {
+		s->tx_dropped++;
+		ret = -EINVAL;
+		goto out;
+	}
 	if (s->count == RING_SLOTS) {
-		s->blocked = true;
+		s->blocked |= 1u << pair;
 		s->tx_blocked++;
 		ret = -EAGAIN;
 		goto out;
@@ -330,7 +338,7 @@ static int sl_tx(struct net_backend *be, unsigned pair, const struct iovec *iov,
 		goto out;
 	}
 	s->len[(s->head + s->count) % RING_SLOTS] = (uint32_t)flen;
-	s->deferred = true;
+	s->deferred |= 1u << pair;
 	ret = NET_TX_DEFERRED;
 	/*
 	 * Wake the network loop only when the ring was empty: while it holds

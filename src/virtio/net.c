@@ -288,7 +288,7 @@ static void rx_kick(struct net_dev *nd, unsigned pair)
  * (a metadata request never needs it; a segmenting stack would), then handed
  * over without the header.
  */
-static int tx_to_mds(struct net_dev *nd, const struct iovec *iov, int n, size_t len)
+static int tx_to_mds(struct net_dev *nd, unsigned pair, const struct iovec *iov, int n, size_t len)
 {
 	struct virtio_net_hdr h;
 	uint8_t *f = nd->scratch;
@@ -306,7 +306,8 @@ static int tx_to_mds(struct net_dev *nd, const struct iovec *iov, int n, size_t 
 	{
 		struct iovec one = { .iov_base = f, .iov_len = len };
 
-		return nd->mds->ops->tx(nd->mds, 0, &one, 1, len);
+		/* The real pair: a backend that defers resumes the queue the frame came from. */
+		return nd->mds->ops->tx(nd->mds, pair, &one, 1, len);
 	}
 }
 
@@ -328,7 +329,7 @@ static int tx_one(struct net_dev *nd, unsigned pair)
 	if (nd->mds) {
 		got = iov_copy_out(nd->iov, (int)c->nread, 0, head, sizeof(head));
 		if (net_frame_for_mds(head + VNET_HDR_LEN, got - VNET_HDR_LEN, nd->mds_ip, nd->mds_alt_ip)) {
-			r = tx_to_mds(nd, nd->iov, (int)c->nread, len);
+			r = tx_to_mds(nd, pair, nd->iov, (int)c->nread, len);
 			if (r < 0)
 				nd->stats.tx_dropped++;
 			else

@@ -24,6 +24,7 @@
 struct fake_be {
 	struct net_backend be;
 	unsigned frames;
+	unsigned last_pair;
 	size_t last_len;
 	uint8_t last[2048];
 	int ret;                /* what tx returns (< 0: refuses the frame) */
@@ -41,6 +42,7 @@ static int fb_tx(struct net_backend *be, unsigned pair, const struct iovec *iov,
 	if (f->ret < 0)
 		return f->ret;
 	f->frames++;
+	f->last_pair = pair;
 	f->last_len = len;
 	iov_copy_out(iov, n, 0, f->last, sizeof(f->last));
 	return f->ret;
@@ -882,6 +884,35 @@ static void test_tx_mds_split(void **state)
 	tear_down(t);
 }
 
+/*
+ * A metadata frame on the second pair of a multiqueue NIC reaches the
+ * metadata stack with that pair: a stack that defers resumes the queue the
+ * frame came from (resuming pair 0 instead left pair 1 with kicks off).
+ */
+static void test_tx_mds_pair(void **state)
+{
+	struct t *t = bring_up(BASE_F | F(VIRTIO_NET_F_MQ), 2, true);
+	uint8_t set2[] = { VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 2, 0 };
+	gpa_t c = buf(t, 8), g = buf(t, 200);
+	struct b cb[2] = { { c, 4, false }, { c + 4, 1, true } };
+	struct b bs[1] = { { g, VNET_HDR_LEN + 60, false } };
+	uint8_t *p = G(t, g, 200);
+
+	memcpy(G(t, c, 4), set2, 4);
+	add_chain(t, 4, cb, 2);   /* with MQ and 2 pairs the control queue is 4 */
+	kick(t, 4);
+	assert_int_equal(t->nd->pairs, 2);
+	memset(p, 0, VNET_HDR_LEN);
+	ip_to(p + VNET_HDR_LEN, "169.254.169.254", 60);
+	t->mds.ret = NET_TX_DEFERRED;
+	add_chain(t, 3, bs, 1);
+	kick(t, 3);
+	assert_int_equal(t->mds.frames, 1);
+	assert_int_equal(t->mds.last_pair, 1);
+	assert_int_equal(t->nd->stats.tx_deferred, 1);
+	tear_down(t);
+}
+
 static void test_csum(void **state)
 {
 	/* RFC 1071's example words sum to 0xddf2. */
@@ -920,6 +951,7 @@ int main(void)
 		cmocka_unit_test(test_poll_queues),
 		cmocka_unit_test(test_poll_tx),
 		cmocka_unit_test(test_frame_for_mds),
+		cmocka_unit_test(test_tx_mds_pair),
 		cmocka_unit_test(test_tx_mds_split),
 		cmocka_unit_test(test_csum),
 	};
