@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Per-transfer exit counts: one guest->host and one host->guest TCP transfer per boot, kiln and QEMU alternating, with KVM's own counters (debugfs) around each.
+# shellcheck disable=SC2054  # commas inside QEMU option values, not array separators
 #
 # usage: bench/net-exits.sh KILN_BINARY        (root; run bench/net-throughput.sh once first: it builds the guest)
 #   BENCH_BACKEND=user|tap   BENCH_VMMS="kiln qemu"   BENCH_REPS=3   BENCH_BYTES=16777216
@@ -12,19 +13,20 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KILN=$(realpath "${1:?usage: bench/net-exits.sh KILN_BINARY}")
-cd "$ROOT"
+cd "$ROOT" || exit 2
 BE=${BENCH_BACKEND:-user}
 VMMS=${BENCH_VMMS:-kiln qemu}
 REPS=${BENCH_REPS:-3}
 BYTES=${BENCH_BYTES:-16777216}
-TK=$(ls -d ~/.cache/kiln/test-kernel-*/ 2>/dev/null | head -1)
+TK=$(find ~/.cache/kiln -maxdepth 1 -name "test-kernel-*" -type d 2>/dev/null | head -1)
 INITRD=bench/build/net-bench/initrd.cpio
-[ -n "$TK" ] && [ -f "$INITRD" ] || { echo "net-exits: run bench/net-throughput.sh once first (test kernel, $INITRD)" >&2; exit 2; }
+if [ -z "$TK" ] || [ ! -f "$INITRD" ]; then echo "net-exits: run bench/net-throughput.sh once first (test kernel, $INITRD)" >&2; exit 2; fi
 mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug || exit 2
 [ -d /sys/kernel/debug/kvm ] || { echo "net-exits: no /sys/kernel/debug/kvm (is kvm loaded?)" >&2; exit 2; }
 W=$(mktemp -d "${TMPDIR:-/tmp}/kiln-net-exits.XXXXXX")
 NS=kiln-exits-$$
-VPID= keep=
+VPID=
+keep=
 cleanup() { [ -n "$VPID" ] && kill "$VPID" 2>/dev/null; ip netns del "$NS" 2>/dev/null; }
 trap cleanup EXIT
 wrap=()
