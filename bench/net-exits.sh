@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # Per-transfer exit counts: one guest->host and one host->guest TCP transfer per boot, kiln and QEMU alternating, with KVM's own counters (debugfs) around each.
-# shellcheck disable=SC2054  # commas inside QEMU option values, not array separators
 #
 # usage: bench/net-exits.sh KILN_BINARY        (root; run bench/net-throughput.sh once first: it builds the guest)
 #   BENCH_BACKEND=user|tap   BENCH_VMMS="kiln qemu"   BENCH_REPS=3   BENCH_BYTES=16777216
@@ -12,6 +11,7 @@
 #   tests/kvmlab/run.sh --timeout 1400 --env BENCH_BACKEND -- bash bench/net-exits.sh build/kiln
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/bench/net-vmm.sh"
 KILN=$(realpath "${1:?usage: bench/net-exits.sh KILN_BINARY}")
 cd "$ROOT" || exit 2
 BE=${BENCH_BACKEND:-user}
@@ -53,21 +53,11 @@ delta() { read -r a1 b1 c1 d1 <<<"$1"; read -r a2 b2 c2 d2 <<<"$2"; echo "exits=
 P=$((30000 + $$ % 20000))
 for rep in $(seq "$REPS"); do
 	for vmm in $VMMS; do
-		P=$((P + 2)); con=$W/$vmm-$rep.con
+		P=$((P + 3)); con=$W/$vmm-$rep.con
 		append="console=ttyS0 reboot=k panic=-1 quiet rdinit=/bench-init bench.bytes=$BYTES $ipa"
 		if [ "$BE" = tap ]; then p1=5001 p2=5002; else p1=$P p2=$((P + 1)); fi
-		if [ "$vmm" = kiln ]; then
-			cmd=("$KILN" run --kernel "$TK/bzImage" --initrd "$INITRD" --cmdline "$append" --cpus 1 --memory 256
-				--console "file:$con" --stats)
-			if [ "$BE" = tap ]; then cmd+=(--net tap=kt0); else cmd+=(--net "user,hostfwd=tcp::$p1-:5001,hostfwd=tcp::$p2-:5002"); fi
-		else
-			cmd=(qemu-system-x86_64 -machine pc,accel=kvm -cpu host -m 256 -smp 1 -nodefaults -no-user-config
-				-display none -serial "file:$con" -no-reboot -kernel "$TK/bzImage" -initrd "$INITRD"
-				-append "$append" -device virtio-net-pci,netdev=n0)
-			if [ "$BE" = tap ]; then cmd+=(-netdev tap,id=n0,ifname=kt0,script=no,downscript=no,vnet_hdr=on)
-			else cmd+=(-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$p1-:5001,hostfwd=tcp:127.0.0.1:$p2-:5002"); fi
-		fi
-		"${wrap[@]}" "${cmd[@]}" </dev/null >"$W/$vmm-$rep.err" 2>&1 &
+		net_vmm_cmd "$vmm" "$BE" "$KILN" "$TK/bzImage" "$INITRD" "$con" "$append" "$P"
+		"${wrap[@]}" "${NET_VMM_CMD[@]}" </dev/null >"$W/$vmm-$rep.err" 2>&1 &
 		VPID=$!
 		for ((i = 0; i < 180; i++)); do grep -aq bench-ready "$con" 2>/dev/null && break; sleep 1; done
 		# The VMM's own pid (ip netns exec execs, so it is $VPID either way).

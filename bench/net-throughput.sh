@@ -28,6 +28,7 @@
 # Logs: bench/build/net-*.log.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/net-vmm.sh"
 bench_need_kvm net-throughput
 bench_kiln net-throughput.sh "${1:-}"
 BYTES=${BENCH_BYTES:-268435456}
@@ -89,7 +90,7 @@ fi
 last_udp() { grep -a '^bench-udp [0-9]' "$1" | tail -1 | cut -d' ' -f2; }
 
 run_one() { # VMM BACKEND [IO_POLL_US]
-	local vmm=$1 be=$2 poll=${3:-0} con err host wrap=() cmd i tx rx c0 c1 sent pps label=$1
+	local vmm=$1 be=$2 poll=${3:-0} con err host wrap=() i tx rx c0 c1 sent pps label=$1
 	[ "$vmm" = kiln ] && [ "$poll" != 0 ] && label="kiln/p$poll"
 	con="$BUILD/net-${label//\//-}-$be.log" err="$BUILD/net-${label//\//-}-$be.stderr"
 	local append="console=ttyS0 reboot=k panic=-1 quiet rdinit=/bench-init bench.bytes=$BYTES"
@@ -101,19 +102,8 @@ run_one() { # VMM BACKEND [IO_POLL_US]
 		host=127.0.0.1; append+=" bench.ip=dhcp"
 		p1=$P p2=$((P + 1)) p3=$((P + 2))
 	fi
-	if [ "$vmm" = kiln ]; then
-		cmd=("$KILN" run --kernel "$TK/bzImage" --initrd "$T/initrd.cpio" --cmdline "$append" --cpus 1 --memory 256
-			--console "file:$con" --stats --io-poll "$poll")
-		if [ "$be" = tap ]; then cmd+=(--net tap=kt0)
-		else cmd+=(--net "user,hostfwd=tcp::$P-:5001,hostfwd=tcp::$((P + 1))-:5002,hostfwd=udp::$((P + 2))-:9"); fi
-	else
-		cmd=(qemu-system-x86_64 -machine pc,accel=kvm -cpu host -m 256 -smp 1 -nodefaults -no-user-config
-			-display none -serial "file:$con" -no-reboot -kernel "$TK/bzImage" -initrd "$T/initrd.cpio"
-			-append "$append" -device virtio-net-pci,netdev=n0)
-		if [ "$be" = tap ]; then cmd+=(-netdev tap,id=n0,ifname=kt0,script=no,downscript=no,vnet_hdr=on)
-		else cmd+=(-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$P-:5001,hostfwd=tcp:127.0.0.1:$((P + 1))-:5002,hostfwd=udp:127.0.0.1:$((P + 2))-:9"); fi
-	fi
-	"${wrap[@]}" "${cmd[@]}" </dev/null >"$err" 2>&1 &
+	net_vmm_cmd "$vmm" "$be" "$KILN" "$TK/bzImage" "$T/initrd.cpio" "$con" "$append" "$P" "$poll"
+	"${wrap[@]}" "${NET_VMM_CMD[@]}" </dev/null >"$err" 2>&1 &
 	VPID=$!
 	for ((i = 0; i < TMO; i++)); do
 		grep -aq bench-ready "$con" 2>/dev/null && break
