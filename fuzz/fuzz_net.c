@@ -13,7 +13,8 @@
  * 3 CSUM, 4 CTRL_RX), [1..8] operations, [9..] written over guest RAM from
  * address 0, where the three queues' rings sit (queue q: desc at q * 0x400,
  * avail +0x100, used +0x200; size 8) and buffers may point anywhere. An
- * operation byte: low 2 bits pick rx delivery (length from the high bits),
+ * operation byte: low 2 bits pick rx delivery (bit 2: copied or in place,
+ * the length from the high bits),
  * a tx kick, a control kick or an injected frame. Whatever the guest wrote,
  * kiln must not touch memory outside guest RAM (ASan), must hand the backend
  * only frames of a sane length, and after NEEDS_RESET must do nothing more.
@@ -100,11 +101,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		switch (op & 3) {
 		case 0: {
-			size_t len = VNET_HDR_LEN + (size_t)(op >> 2) * 60;
-			int r = net_rx_deliver(nd, 0, pkt, len);
+			size_t len = VNET_HDR_LEN + (size_t)(op >> 3) * 120;
+			int r;
 
-			CHECK(r == 0 || r == -EAGAIN || r == -E2BIG || r == -EIO || r == -ENODEV);
-			CHECK(!broken || r == -ENODEV);
+			if (op & 4) {
+				/* In place, as the tap does: reserve about len, fill what was reserved, commit. */
+				struct iovec *iov;
+				unsigned niov;
+				size_t cap;
+
+				r = net_rx_reserve(nd, 0, len, 1, &iov, &niov, &cap);
+				CHECK(r == 0 || r == -EAGAIN || r == -E2BIG || r == -EIO || r == -ENODEV);
+				CHECK(!broken || r == -ENODEV);
+				if (r == 0) {
+					CHECK(cap >= VNET_HDR_LEN && niov < NET_RX_IOV_MAX);
+					len = len < cap ? len : cap;
+					CHECK(iov_copy_in(iov, (int)niov, 0, pkt, len) == len);
+					r = net_rx_commit(nd, len);
+					CHECK(r == 0 || r == -EIO);
+				} else {
+					net_rx_cancel(nd);
+				}
+			} else {
+				r = net_rx_deliver(nd, 0, pkt, len);
+				CHECK(r == 0 || r == -EAGAIN || r == -E2BIG || r == -EIO || r == -ENODEV);
+				CHECK(!broken || r == -ENODEV);
+			}
 			if (r == 0)
 				net_rx_done(nd, 0);
 			break;

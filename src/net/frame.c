@@ -24,6 +24,28 @@ size_t iov_copy_out(const struct iovec *iov, int n, size_t skip, void *dst, size
 	return got;
 }
 
+size_t iov_copy_in(const struct iovec *iov, int n, size_t skip, const void *src, size_t len)
+{
+	const uint8_t *from = src;
+	size_t put = 0;
+
+	for (int i = 0; i < n && put < len; i++) {
+		size_t l = iov[i].iov_len, take;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		take = l - skip;
+		if (take > len - put)
+			take = len - put;
+		memcpy((uint8_t *)iov[i].iov_base + skip, from + put, take);
+		put += take;
+		skip = 0;
+	}
+	return put;
+}
+
 uint16_t net_csum_fold(const uint8_t *buf, size_t len, uint32_t sum)
 {
 	uint64_t s = sum;

@@ -34,6 +34,8 @@ _Static_assert(sizeof(struct virtio_net_hdr) == 12, "virtio_net_hdr is 12 bytes 
 
 /* Copy up to cap bytes starting `skip` bytes into the iovec; returns the bytes copied. */
 size_t iov_copy_out(const struct iovec *iov, int n, size_t skip, void *dst, size_t cap);
+/* Copy len bytes of src into the iovec from `skip` bytes in, as far as it reaches; returns the bytes copied. */
+size_t iov_copy_in(const struct iovec *iov, int n, size_t skip, const void *src, size_t len);
 
 /* RFC 1071 ones'-complement sum of buf, folded to 16 bits, not inverted. */
 uint16_t net_csum_fold(const uint8_t *buf, size_t len, uint32_t sum);

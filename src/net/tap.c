@@ -24,11 +24,15 @@
  * One fd per queue pair (IFF_MULTI_QUEUE); pairs the guest does not use are
  * detached with TUNSETQUEUE so the kernel steers no packet to them.
  *
- * Rx: an edge-triggered fd on the I/O thread; each readable packet goes into
- * the pair's bounce buffer and from there into the guest's buffers. When the
- * guest has none, the packet waits in the bounce buffer and nothing more is
- * read (the kernel queues, then drops, as a NIC would) until the guest adds
- * buffers (rx_resume).
+ * Rx: an edge-triggered fd on the I/O thread. Each packet is read straight
+ * into the guest's rx buffers (readv over a reservation of them, sized by
+ * the last packet on the queue, with the pair's bounce buffer as a last
+ * iovec entry for what does not fit): a 64 KiB GSO packet crosses memory
+ * once, in the kernel, as with vhost-net. A packet longer than the
+ * reservation goes on into more guest buffers from the bounce buffer. When
+ * the guest has no buffers nothing is read (the kernel queues, then drops,
+ * as a NIC would) until it adds some (rx_resume); a packet read in part
+ * when they ran out waits whole in the bounce buffer.
  */
 
 struct tap_queue {
@@ -39,6 +43,7 @@ struct tap_queue {
 	int retry_efd;          /* signalled when a drain stopped on its budget with input left */
 	bool pending;           /* buf holds a packet the guest had no room for */
 	size_t pending_len;
+	size_t last_len;        /* of the last packet read: the size of the next reservation */
 	uint8_t buf[VNET_HDR_LEN + NET_MAX_FRAME];
 };
 
@@ -58,6 +63,78 @@ static struct tap *T(struct net_backend *be)
 
 static void tap_readable(void *opaque, uint32_t events);
 
+enum { RX_DONE, RX_EMPTY, RX_STOP };
+
+/*
+ * Read one packet into the guest's buffers. RX_DONE a packet was read
+ * (delivered or dropped), RX_EMPTY the tap has no more, RX_STOP stop reading
+ * (the guest has no room, or the queue is gone). d->lock held.
+ */
+static int tap_rx_one(struct tap_queue *tq, unsigned *delivered)
+{
+	struct net_dev *nd = tq->t->be.nd;
+	struct iovec *iov;
+	unsigned niov;
+	size_t cap, extra;
+	ssize_t n;
+	int r;
+
+	r = net_rx_reserve(nd, tq->pair, tq->last_len, 1, &iov, &niov, &cap);
+	if (r == -EAGAIN) {
+		/* No buffer at all: leave the packets in the kernel; the guest's kick brings us back. */
+		net_rx_cancel(nd);
+		nd->stats.rx_no_buffers++;
+		return RX_STOP;
+	}
+	if (r < 0) {
+		/* Queue not live or a broken ring: read the packet to drop it, then stop until something changes. */
+		net_rx_cancel(nd);
+		if (read(tq->fd, tq->buf, sizeof(tq->buf)) >= 0)
+			nd->stats.rx_dropped++;
+		return RX_STOP;
+	}
+	iov[niov] = (struct iovec){ .iov_base = tq->buf, .iov_len = sizeof(tq->buf) };
+	do {
+		n = readv(tq->fd, iov, (int)niov + 1);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		net_rx_cancel(nd);
+		if (errno != EAGAIN)
+			tq->t->rx_errors++;
+		return RX_EMPTY;
+	}
+	if ((size_t)n < VNET_HDR_LEN || (size_t)n > sizeof(tq->buf)) {
+		net_rx_cancel(nd);
+		nd->stats.rx_dropped++;
+		return RX_DONE;
+	}
+	tq->last_len = (size_t)n;
+	if ((size_t)n > cap) {
+		/* The rest is in the bounce buffer: more guest buffers for it, or the whole packet waits there. */
+		extra = (size_t)n - cap;
+		r = net_rx_reserve(nd, tq->pair, (size_t)n, (size_t)n, &iov, &niov, &cap);
+		if (r == 0) {
+			iov_copy_in(iov, (int)niov, (size_t)n - extra, tq->buf, extra);
+		} else {
+			if (r == -EAGAIN) {
+				memmove(tq->buf + (size_t)n - extra, tq->buf, extra);
+				iov_copy_out(iov, (int)niov, 0, tq->buf, (size_t)n - extra);
+				tq->pending = true;
+				tq->pending_len = (size_t)n;
+				nd->stats.rx_no_buffers++;
+			} else {
+				nd->stats.rx_dropped++;
+			}
+			net_rx_cancel(nd);
+			return r == -EAGAIN || r == -EIO ? RX_STOP : RX_DONE;
+		}
+	}
+	if (net_rx_commit(nd, (size_t)n) < 0)
+		return RX_STOP;
+	(*delivered)++;
+	return RX_DONE;
+}
+
 /* Read and deliver until the tap is empty, the guest has no buffer, or a budget is spent. d->lock held. */
 static void tap_rx_drain(struct tap_queue *tq)
 {
@@ -66,36 +143,28 @@ static void tap_rx_drain(struct tap_queue *tq)
 	bool budget_spent = false;
 
 	for (budget = 0;; budget++) {
-		int r;
-
 		if (budget == NET_QUEUE_SIZE) {
 			budget_spent = true;
 			break;
 		}
-		if (!tq->pending) {
-			ssize_t n = read(tq->fd, tq->buf, sizeof(tq->buf));
+		if (tq->pending) {
+			/* A packet that found the guest short of buffers goes first, whole. */
+			int r = net_rx_deliver(nd, tq->pair, tq->buf, tq->pending_len);
 
-			if (n < 0) {
-				if (errno != EAGAIN && errno != EINTR)
-					tq->t->rx_errors++;
-				break;
+			if (r == -EAGAIN) {
+				nd->stats.rx_no_buffers++;
+				break; /* keep it; rx_resume retries */
 			}
-			if ((size_t)n < VNET_HDR_LEN)
-				continue;
-			tq->pending = true;
-			tq->pending_len = (size_t)n;
+			tq->pending = false;
+			if (r == 0)
+				delivered++;
+			else
+				nd->stats.rx_dropped++;
+			if (r == -EIO || r == -ENODEV)
+				break;
+			continue;
 		}
-		r = net_rx_deliver(nd, tq->pair, tq->buf, tq->pending_len);
-		if (r == -EAGAIN) {
-			nd->stats.rx_no_buffers++;
-			break; /* keep it; rx_resume retries */
-		}
-		tq->pending = false;
-		if (r == 0)
-			delivered++;
-		else
-			nd->stats.rx_dropped++;
-		if (r == -EIO || r == -ENODEV)
+		if (tap_rx_one(tq, &delivered) != RX_DONE)
 			break;
 	}
 	if (delivered)
@@ -297,6 +366,7 @@ static int tap_setup_fd(struct tap *t, unsigned i, int fd, char *msg, size_t msg
 	tq->pair = i;
 	tq->fd = fd;
 	tq->attached = true;
+	tq->last_len = VNET_HDR_LEN + ETH_HLEN_ + NET_MTU;
 	t->q[i] = tq;
 	tq->retry_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (tq->retry_efd < 0 || ioloop_add(&t->vm->io, tq->retry_efd, EPOLLIN, tap_retry, tq) < 0) {

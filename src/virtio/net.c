@@ -94,91 +94,155 @@ static void net_reset(struct virtio_dev *d)
 
 /* ---- rx ---- */
 
-/* Copy src into the chain's writable buffers from byte `off` of the chain; returns bytes copied. */
-static size_t chain_fill(const struct vq_chain *c, const uint8_t *src, size_t len)
+/*
+ * Receiving is reserve, fill, commit. The reservation pops rx chains and
+ * lists their buffers; the packet is written into them (copied, or read
+ * there by the tap); the commit returns the chains the packet filled to the
+ * used ring with their lengths and num_buffers, and gives the rest back
+ * (vq_unpop: the device had not used them, so the driver never sees them go).
+ */
+static void resv_clear(struct net_rx_resv *rv)
 {
-	size_t done = 0;
-
-	for (unsigned i = c->nread; i < c->nbufs && done < len; i++) {
-		size_t n = MIN((size_t)c->bufs[i].len, len - done);
-
-		memcpy(c->bufs[i].host, src + done, n);
-		done += n;
-	}
-	return done;
+	rv->chains = 0;
+	rv->niov = 0;
+	rv->cap = 0;
+	rv->nb_lo = rv->nb_hi = NULL;
 }
 
-int net_rx_deliver(struct net_dev *nd, unsigned pair, uint8_t *pkt, size_t len)
+void net_rx_cancel(struct net_dev *nd)
+{
+	struct net_rx_resv *rv = &nd->rx;
+
+	if (rv->chains)
+		vq_unpop(&nd->vdev.vq[2 * rv->pair], rv->chains);
+	resv_clear(rv);
+}
+
+/* Add the chain in nd->chain to the reservation; false when its buffers do not fit the iovec (it is unpopped). */
+static bool resv_add(struct net_dev *nd, struct vq *q)
+{
+	struct net_rx_resv *rv = &nd->rx;
+	struct vq_chain *c = &nd->chain;
+
+	/* Keep one iovec entry free for the caller (the tap's overflow buffer). */
+	if (c->nbufs > NET_RX_IOV_MAX - 1 - rv->niov) {
+		vq_unpop(q, 1);
+		return false;
+	}
+	if (rv->chains == 0) {
+		/* Remember where bytes 10 and 11 of the header (num_buffers) go. */
+		size_t at = 0;
+
+		for (unsigned i = 0; i < c->nbufs && at < VNET_HDR_LEN; i++) {
+			uint8_t *h = c->bufs[i].host;
+
+			for (uint32_t k = 0; k < c->bufs[i].len && at < VNET_HDR_LEN; k++, at++) {
+				if (at == 10)
+					rv->nb_lo = h + k;
+				else if (at == 11)
+					rv->nb_hi = h + k;
+			}
+		}
+	}
+	for (unsigned i = 0; i < c->nbufs; i++)
+		rv->iov[rv->niov++] = (struct iovec){ .iov_base = c->bufs[i].host, .iov_len = c->bufs[i].len };
+	nd->heads[rv->chains] = c->head;
+	rv->chain_cap[rv->chains++] = c->total_write;
+	rv->cap += c->total_write;
+	return true;
+}
+
+int net_rx_reserve(struct net_dev *nd, unsigned pair, size_t want, size_t need, struct iovec **iov, unsigned *niov,
+		   size_t *cap)
 {
 	struct virtio_dev *d = &nd->vdev;
-	unsigned qi = 2 * pair, n = 0;
-	struct vq *q;
+	struct net_rx_resv *rv = &nd->rx;
+	unsigned qi = 2 * pair;
 	bool mrg = has(d, VIRTIO_NET_F_MRG_RXBUF);
-	uint8_t *nb_lo = NULL, *nb_hi = NULL;   /* where num_buffers' two bytes land in guest memory */
-	size_t off = 0;
-	int r;
+	struct vq *q;
+	int r = 0;
 
-	if (pair >= nd->pairs || !virtio_queue_live(d, qi) || len < VNET_HDR_LEN)
+	*iov = rv->iov;
+	*niov = rv->niov;
+	*cap = rv->cap;
+	if (pair >= nd->pairs || !virtio_queue_live(d, qi))
 		return -ENODEV;
+	if (rv->chains && rv->pair != pair)
+		return -EINVAL; /* one reservation at a time */
+	rv->pair = pair;
 	q = &d->vq[qi];
-	while (off < len) {
+	want = MAX(want, need);
+	while (rv->cap < want) {
 		struct vq_chain *c = &nd->chain;
-		size_t before = off;
 
-		/* Bounded: at most one chain per ring entry, and heads[] holds a ring's worth. */
-		if (n == q->size || n == NET_QUEUE_SIZE) {
-			vq_unpop(q, n);
-			return -E2BIG;
+		/*
+		 * Bounded: at most one chain per ring entry. Without MRG_RXBUF one
+		 * chain takes the whole packet (§5.1.6.3.1).
+		 */
+		if (rv->chains == q->size || rv->chains == NET_QUEUE_SIZE || (!mrg && rv->chains == 1)) {
+			r = -E2BIG;
+			break;
 		}
 		r = vq_pop(q, c);
 		/*
-		 * Out of buffers: ask for a kick when the driver adds some (with
-		 * EVENT_IDX, avail_event must move or the driver never kicks again,
-		 * §2.7.10); if some arrived meanwhile, take them now.
+		 * Out of buffers while short of `need`: ask for a kick when the
+		 * driver adds some (with EVENT_IDX, avail_event must move or the
+		 * driver never kicks again, §2.7.10); if some arrived meanwhile,
+		 * take them now. Short only of `want`, no kick is asked for: the
+		 * packet may well fit.
 		 */
-		if (r == -EAGAIN && vq_enable_notify(q))
+		if (r == -EAGAIN && rv->cap < need && vq_enable_notify(q))
 			r = vq_pop(q, c);
-		if (r == -EAGAIN) {
-			vq_unpop(q, n);
-			return -EAGAIN;
-		}
+		if (r == -EAGAIN)
+			break;
 		if (r < 0) {
 			virtio_fail(d, vq_fault_str(q->fault));
 			return -EIO;
 		}
 		/* §5.1.6.3: rx buffers are device-writable only, and hold at least the header. */
-		if (c->nread || c->total_write < (n == 0 ? VNET_HDR_LEN : 1)) {
+		if (c->nread || c->total_write < (rv->chains == 0 ? VNET_HDR_LEN : 1)) {
+			vq_unpop(q, 1);
 			virtio_fail(d, "rx buffer with device-readable parts or smaller than the header");
 			return -EIO;
 		}
-		nd->heads[n] = c->head;
-		if (n == 0) {
-			/* Remember where bytes 10 and 11 of the header (num_buffers) go. */
-			size_t at = 0;
-
-			for (unsigned i = c->nread; i < c->nbufs && at < VNET_HDR_LEN; i++) {
-				uint8_t *h = c->bufs[i].host;
-
-				for (uint32_t k = 0; k < c->bufs[i].len && at < VNET_HDR_LEN; k++, at++) {
-					if (at == 10)
-						nb_lo = h + k;
-					else if (at == 11)
-						nb_hi = h + k;
-				}
-			}
+		if (!resv_add(nd, q)) {
+			r = -E2BIG;
+			break;
 		}
-		off += chain_fill(c, pkt + off, len - off);
-		nd->lens[n] = (uint32_t)(off - before);
-		n++;
-		if (!mrg && off < len) {
-			/* Without MRG_RXBUF one buffer takes the whole packet (§5.1.6.3.1); this one is too small. */
-			vq_unpop(q, n);
-			return -E2BIG;
-		}
+		r = 0;
 	}
+	*niov = rv->niov;
+	*cap = rv->cap;
+	if (rv->cap >= need)
+		return 0;
+	return r == -E2BIG ? -E2BIG : -EAGAIN;
+}
+
+int net_rx_commit(struct net_dev *nd, size_t len)
+{
+	struct virtio_dev *d = &nd->vdev;
+	struct net_rx_resv *rv = &nd->rx;
+	struct vq *q = &d->vq[2 * rv->pair];
+	size_t left = len;
+	unsigned n = 0;
+	int r;
+
+	if (!rv->chains || len > rv->cap || len < VNET_HDR_LEN) {
+		net_rx_cancel(nd);
+		return -EINVAL;
+	}
+	/* Bounded by the reservation; the first chain always goes (it holds the header). */
+	while (n < rv->chains && (left || n == 0)) {
+		uint32_t l = (uint32_t)MIN(rv->chain_cap[n], (uint64_t)left);
+
+		nd->lens[n++] = l;
+		left -= l;
+	}
+	vq_unpop(q, rv->chains - n);
 	/* §5.1.6.4: num_buffers is the number of descriptors the packet is spread over (1 without MRG_RXBUF). */
-	*nb_lo = (uint8_t)n;
-	*nb_hi = (uint8_t)(n >> 8);
+	*rv->nb_lo = (uint8_t)n;
+	*rv->nb_hi = (uint8_t)(n >> 8);
+	resv_clear(rv);
 	r = vq_push_many(q, nd->heads, nd->lens, n);
 	if (r < 0) {
 		virtio_fail(d, "rx used ring update failed");
@@ -187,6 +251,35 @@ int net_rx_deliver(struct net_dev *nd, unsigned pair, uint8_t *pkt, size_t len)
 	nd->stats.rx_frames++;
 	nd->stats.rx_bytes += len - VNET_HDR_LEN;
 	return 0;
+}
+
+/* Deliver the packet gathered from src (header first): reserve room for all of it, copy, commit. */
+static int rx_deliver_iov(struct net_dev *nd, unsigned pair, const struct iovec *src, int nsrc, size_t len)
+{
+	struct iovec *iov;
+	unsigned niov;
+	size_t cap, off = 0;
+	int r;
+
+	if (len < VNET_HDR_LEN)
+		return -ENODEV;
+	r = net_rx_reserve(nd, pair, len, len, &iov, &niov, &cap);
+	if (r < 0) {
+		net_rx_cancel(nd);
+		return r;
+	}
+	for (int i = 0; i < nsrc; i++) {
+		iov_copy_in(iov, (int)niov, off, src[i].iov_base, src[i].iov_len);
+		off += src[i].iov_len;
+	}
+	return net_rx_commit(nd, len);
+}
+
+int net_rx_deliver(struct net_dev *nd, unsigned pair, uint8_t *pkt, size_t len)
+{
+	struct iovec one = { .iov_base = pkt, .iov_len = len };
+
+	return rx_deliver_iov(nd, pair, &one, 1, len);
 }
 
 void net_rx_done(struct net_dev *nd, unsigned pair)
@@ -222,8 +315,14 @@ static bool backlog_flush(struct net_dev *nd)
 void net_inject(struct net_dev *nd, const void *frame, size_t len)
 {
 	struct virtio_dev *d = &nd->vdev;
+	/* In-process stacks compute every checksum: an all-zero header (no offload). */
+	static const uint8_t zero_hdr[VNET_HDR_LEN];
+	const struct iovec src[2] = {
+		{ .iov_base = (void *)zero_hdr, .iov_len = VNET_HDR_LEN },
+		{ .iov_base = (void *)frame, .iov_len = len },
+	};
 	uint8_t *pkt;
-	int r = -ENOMEM;
+	int r = -EAGAIN;
 
 	if (len > NET_MAX_FRAME)
 		return;
@@ -232,31 +331,23 @@ void net_inject(struct net_dev *nd, const void *frame, size_t len)
 		nd->stats.rx_dropped++;
 		goto out;
 	}
-	pkt = malloc(VNET_HDR_LEN + len);
-	if (!pkt) {
+	/* Straight into the guest's buffers (one copy) unless older frames wait: they go first. */
+	if (!nd->backlog_count || backlog_flush(nd))
+		r = rx_deliver_iov(nd, 0, src, 2, VNET_HDR_LEN + len);
+	if (r == 0) {
+		nd->rx_unsignalled = true;
+		goto out;
+	}
+	if (r != -EAGAIN || nd->backlog_count == NET_RX_BACKLOG || !(pkt = malloc(VNET_HDR_LEN + len))) {
 		nd->stats.rx_dropped++;
 		goto out;
 	}
-	/* In-process stacks compute every checksum: an all-zero header (no offload). */
-	memset(pkt, 0, VNET_HDR_LEN);
+	memcpy(pkt, zero_hdr, VNET_HDR_LEN);
 	memcpy(pkt + VNET_HDR_LEN, frame, len);
-	if (!nd->backlog_count || backlog_flush(nd))
-		r = net_rx_deliver(nd, 0, pkt, VNET_HDR_LEN + len);
-	else
-		r = -EAGAIN;
-	if (r == 0) {
-		nd->rx_unsignalled = true;
-		free(pkt);
-	} else if (r == -EAGAIN && nd->backlog_count < NET_RX_BACKLOG) {
-		unsigned tail = (nd->backlog_head + nd->backlog_count) % NET_RX_BACKLOG;
-
-		nd->backlog[tail] = (struct net_pkt){ .len = (uint32_t)(VNET_HDR_LEN + len), .data = pkt };
-		nd->backlog_count++;
-		nd->stats.rx_no_buffers++;
-	} else {
-		nd->stats.rx_dropped++;
-		free(pkt);
-	}
+	nd->backlog[(nd->backlog_head + nd->backlog_count) % NET_RX_BACKLOG] =
+		(struct net_pkt){ .len = (uint32_t)(VNET_HDR_LEN + len), .data = pkt };
+	nd->backlog_count++;
+	nd->stats.rx_no_buffers++;
 out:
 	pthread_mutex_unlock(&d->lock);
 }

@@ -55,6 +55,7 @@
 #define NET_CONFIG_SIZE 12        /* mac, status, max_virtqueue_pairs, mtu (§5.1.4) */
 #define NET_MTU 1500
 #define NET_RX_BACKLOG 256        /* frames injected by in-process stacks while the guest has no rx buffer */
+#define NET_RX_IOV_MAX 1024       /* guest buffers one received packet may span (readv's IOV_MAX) */
 
 struct net_dev;
 struct net_backend;
@@ -113,6 +114,20 @@ struct net_dev {
 	unsigned backlog_head, backlog_count;
 	bool rx_unsignalled;         /* net_inject delivered; net_inject_flush raises the interrupt */
 	_Atomic bool tx_blocked[NET_MAX_PAIRS];  /* a backend said -EAGAIN */
+	/*
+	 * The rx chains popped for the packet being received (one at a time,
+	 * d->lock held): net_rx_reserve fills it, net_rx_commit or
+	 * net_rx_cancel empties it.
+	 */
+	struct net_rx_resv {
+		unsigned pair;
+		unsigned chains;
+		unsigned niov;
+		size_t cap;                      /* writable bytes in iov[0..niov) */
+		uint8_t *nb_lo, *nb_hi;          /* where num_buffers' two bytes land in guest memory */
+		uint64_t chain_cap[NET_QUEUE_SIZE];
+		struct iovec iov[NET_RX_IOV_MAX];
+	} rx;
 	struct vq_chain chain;       /* scratch, d->lock held */
 	struct iovec iov[VQ_MAX_BUFS];
 	uint16_t heads[NET_QUEUE_SIZE];
@@ -138,7 +153,31 @@ int __must_check net_dev_create(struct vm *vm, const struct net_config *cfg, uns
  * hostile (the device is now NEEDS_RESET).
  */
 int net_rx_deliver(struct net_dev *nd, unsigned pair, uint8_t *pkt, size_t len);
-/* After one or more net_rx_deliver()s on pair: interrupt the guest if it wants one. */
+
+/*
+ * Receiving in place (d->lock held), for a backend that can write a packet
+ * straight into guest memory (the tap's readv): reserve the guest's rx
+ * buffers, let the packet land in them, commit its length.
+ *
+ * net_rx_reserve pops rx chains on `pair` while the reservation holds less
+ * than `want` bytes and the ring has chains ready, and fails unless it then
+ * holds at least `need` bytes (need 1: any buffer). Called again, it extends
+ * the reservation. *iov and *niov list the reserved guest buffers (the
+ * packet, header first); *iov has room for one more entry after them.
+ * 0, -EAGAIN (not `need` bytes; notifications are re-armed, so the guest
+ * kicks rx when it adds buffers), -E2BIG (the guest's buffers cannot hold
+ * `need`), -ENODEV (queue not live), -EIO (hostile ring; NEEDS_RESET).
+ * After any result the caller ends the reservation with one of:
+ *   net_rx_commit: the first len bytes (<= the reservation) are a packet;
+ *     the chains it filled go to the used ring, the rest back to the ring.
+ *     Returns 0 or -EIO.
+ *   net_rx_cancel: every reserved chain goes back, untouched by the guest's view.
+ */
+int net_rx_reserve(struct net_dev *nd, unsigned pair, size_t want, size_t need, struct iovec **iov, unsigned *niov,
+		   size_t *cap);
+int net_rx_commit(struct net_dev *nd, size_t len);
+void net_rx_cancel(struct net_dev *nd);
+/* After one or more net_rx_deliver()s or commits on pair: interrupt the guest if it wants one. */
 void net_rx_done(struct net_dev *nd, unsigned pair);
 
 /*
