@@ -92,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK((unsigned)r.ep < API_EP_COUNT && (unsigned)r.method < API_METHOD_COUNT);
 	CHECK(strlen(r.id) <= API_ID_MAX);
 	memset(&e, 0, sizeof(e));
-	ret = api_parse_body(&r, left ? (const char *)p : NULL, left, &req, &e);
+	ret = api_parse_body(&r, left ? (const char *)p : NULL, left, API_MAX_BODY, &req, &e);
 	if (ret) {
 		CHECK(ret == -EINVAL || ret == -ENOMEM);
 		check_err(&e);

@@ -67,6 +67,10 @@ expect metadata-no-net 2 "need a --net" -- run --kernel "$ELF" --ssh-key "$tmp/t
 expect metadata-missing 2 "No such file" -- run --kernel "$ELF" --net user --metadata "$tmp/nope"
 expect metadata-bad-json 2 "line 1" -- run --kernel "$ELF" --net user --metadata "$tmp/text"
 expect metadata-version 2 "--metadata-version" -- run --kernel "$ELF" --net user --metadata-version 3
+printf '{"hostname":"a-host-name-longer-than-the-limit"}' >"$tmp/md.json"
+expect mmds-limit 2 "over the limit of 20 (--mmds-size-limit)" -- run --kernel "$ELF" --net user --metadata "$tmp/md.json" --mmds-size-limit 20
+expect mmds-limit-word 2 "--mmds-size-limit" -- run --kernel "$ELF" --mmds-size-limit 50k
+expect api-payload-small 2 "--http-api-max-payload-size" -- run --kernel "$ELF" --http-api-max-payload-size 100
 if [ -e /dev/kvm ]; then
 	# (--cpus above KVM_CAP_MAX_VCPUS is only reachable where that is below 254; KVM on x86 allows 1024.)
 	expect console-file-dir 2 "--console" -- run --kernel "$ELF" --console "file:$tmp"

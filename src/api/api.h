@@ -324,7 +324,7 @@ int api_check_action_phase(enum api_action_type action, bool started, const char
  * 0 and *req filled (free with api_request_free), or -EINVAL (400) /
  * -ENOMEM (500) with err filled and nothing left to free.
  */
-int api_parse_body(const struct api_route *route, const char *body, size_t blen,
+int api_parse_body(const struct api_route *route, const char *body, size_t blen, size_t max_body,
 		   struct api_request *req, struct api_err *err);
 void api_request_free(struct api_request *req);
 

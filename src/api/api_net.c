@@ -217,7 +217,7 @@ int api_mmds_init(struct api_vmm *v)
 	char msg[128];
 	enum mmds_version ver = v->base.metadata_version == 2 ? MMDS_V2 : MMDS_V1;
 
-	v->mmds_limit = API_MMDS_SIZE_LIMIT;
+	v->mmds_limit = v->base.mmds_size_limit ? v->base.mmds_size_limit : MMDS_SIZE_LIMIT_DEFAULT;
 	v->sys_net = "/sys/class/net";
 	if (mmds_init_files(&v->mmds, NULL, NULL, ver, msg, sizeof(msg)) < 0) {
 		log_err("MMDS store: %s", msg);
@@ -247,6 +247,11 @@ int api_vmm_mmds_seed(struct api_vmm *v, struct api_err *err)
 		api_err_set(err, 400, "--metadata: %s", msg);
 		ret = -EINVAL;
 		v->mmds_ok = mmds_init_files(&v->mmds, NULL, NULL, ver, msg, sizeof(msg)) == 0;
+	} else if (mmds_check_size(&v->mmds, v->mmds_limit, msg, sizeof(msg)) < 0) {
+		api_err_set(err, 400, "--metadata: %s", msg);
+		ret = -EINVAL;
+		mmds_fini(&v->mmds);
+		v->mmds_ok = mmds_init_files(&v->mmds, NULL, NULL, ver, msg, sizeof(msg)) == 0;
 	} else {
 		v->mmds_initialized = true;
 	}
@@ -257,15 +262,12 @@ int api_vmm_mmds_seed(struct api_vmm *v, struct api_err *err)
 /* The store's size as Firecracker counts it: the compact serialisation. */
 static int check_size(const struct api_vmm *v, json_t *root, struct api_err *err)
 {
-	char *s = json_dumps(root, JSON_COMPACT);
-	size_t n;
+	size_t n = mmds_json_size(root);
 
-	if (!s) {
+	if (n == SIZE_MAX) {
 		api_err_set(err, 500, "out of memory");
 		return -ENOMEM;
 	}
-	n = strlen(s);
-	free(s);
 	if (n > v->mmds_limit) {
 		/* Firecracker: DataStoreLimitExceeded, answered 413. */
 		api_err_set(err, 413, "The MMDS patch request doesn't fit: the data store would be %zu "

@@ -349,7 +349,7 @@ int api_run(const struct vm_config *cfg, api_check_inputs_fn check)
 			goto out;
 	}
 	if (cfg->api_sock) {
-		ret = api_server_start(&r->srv, cfg->api_sock, API_MAX_BODY, api_vmm_handle, &r->ctl,
+		ret = api_server_start(&r->srv, cfg->api_sock, api_vmm_max_body(&r->ctl), api_vmm_handle, &r->ctl,
 				       msg, sizeof(msg));
 		if (ret) {
 			log_err("%s", msg);

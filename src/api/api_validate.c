@@ -882,7 +882,7 @@ void api_request_free(struct api_request *req)
 	req->kind = API_BODY_NONE;
 }
 
-int api_parse_body(const struct api_route *route, const char *body, size_t blen,
+int api_parse_body(const struct api_route *route, const char *body, size_t blen, size_t max_body,
 		   struct api_request *req, struct api_err *err)
 {
 	const struct body_desc *d;
@@ -899,9 +899,9 @@ int api_parse_body(const struct api_route *route, const char *body, size_t blen,
 		return -EINVAL;
 	}
 	/* micro_http's SizeLimitExceeded, before a byte is parsed. */
-	if (blen > API_MAX_BODY) {
+	if (blen > max_body) {
 		api_err_set(err, 400, "Request payload with size %zu is larger than the limit of "
-			    "%d allowed by server.", blen, API_MAX_BODY);
+			    "%zu allowed by server.", blen, max_body);
 		return -EINVAL;
 	}
 	if (route->method == API_GET) {

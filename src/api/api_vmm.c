@@ -43,6 +43,11 @@ int api_check_instance_id(const char *id)
 	return 0;
 }
 
+size_t api_vmm_max_body(const struct api_vmm *v)
+{
+	return v->base.api_max_body ? v->base.api_max_body : API_MAX_BODY;
+}
+
 int api_vmm_init(struct api_vmm *v, const struct vm_config *base, const char *id,
 		 const struct api_vmm_ops *ops, void *opaque)
 {
@@ -549,7 +554,7 @@ static int dispatch(struct api_vmm *v, const char *method, const char *path, con
 	if (ret)
 		return ret;
 	*routed = true;
-	ret = api_parse_body(route, body, blen, &req, err);
+	ret = api_parse_body(route, body, blen, api_vmm_max_body(v), &req, err);
 	if (ret)
 		return ret;
 	if (req.kind == API_BODY_ACTION)

@@ -24,7 +24,6 @@ enum api_state { API_STATE_NOT_STARTED, API_STATE_RUNNING, API_STATE_PAUSED, API
 #define API_DEFAULT_INSTANCE_ID "anonymous-instance"
 
 /* Largest MMDS data store a PUT/PATCH /mmds may leave (compact JSON bytes): Firecracker's default. */
-#define API_MMDS_SIZE_LIMIT 51200
 
 /* Interval of the metrics timer (Firecracker's WRITE_METRICS_PERIOD). */
 #define API_METRICS_PERIOD_S 60
@@ -79,7 +78,7 @@ struct api_vmm {
 	struct mmds mmds;
 	bool mmds_ok;              /* the store exists (mmds_init succeeded) */
 	bool mmds_initialized;     /* a PUT /mmds or --metadata filled it: PATCH may merge */
-	size_t mmds_limit;         /* API_MMDS_SIZE_LIMIT */
+	size_t mmds_limit;         /* --mmds-size-limit (default MMDS_SIZE_LIMIT_DEFAULT) */
 	const char *sys_net;       /* where host interfaces are looked up: "/sys/class/net" (tests: a fake) */
 	char *cmdline;             /* boot_args + the root device, composed at start */
 	struct vm_config started;  /* the configuration the VM booted with */
@@ -98,6 +97,9 @@ struct api_vmm {
 	struct api_lat_stats stats[API_EP_COUNT][API_METHOD_COUNT];
 	struct api_lat_stats unrouted;
 };
+
+/* The largest PUT/PATCH body the API takes: --http-api-max-payload-size, default API_MAX_BODY. */
+size_t api_vmm_max_body(const struct api_vmm *v);
 
 /*
  * base: the command line's configuration (its kernel fields are ignored);

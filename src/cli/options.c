@@ -7,6 +7,9 @@
 #include <arpa/inet.h>
 #include "cli/options.h"
 
+/* The largest --mmds-size-limit and --http-api-max-payload-size: 16 MiB, held in memory whole. */
+#define CLI_MAX_LIMIT (16u << 20)
+
 const char cli_usage[] =
 "usage: kiln run --kernel PATH [options]\n"
 "       kiln run --api-sock PATH [options]      (configure and start over the REST API)\n"
@@ -76,6 +79,12 @@ const char cli_usage[] =
 "  --no-api             no API server (the default without --api-sock; needs --config-file\n"
 "                       or --kernel)\n"
 "  --id ID              instance id for GET / and logs (default anonymous-instance)\n"
+"  --http-api-max-payload-size BYTES\n"
+"                       largest API request body (default 65536; more is refused, 400)\n"
+"  --mmds-size-limit BYTES\n"
+"                       largest metadata store, as compact JSON (default 51200, as\n"
+"                       Firecracker): a PUT/PATCH /mmds beyond it gets 413, a --metadata\n"
+"                       file beyond it is refused at start\n"
 "  --stats              print per-vCPU exit counters and device counters at exit\n"
 "  -v, --verbose        more messages on stderr (repeat for debug)\n"
 "  -h, --help           this text\n"
@@ -108,7 +117,7 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_BACKING, OPT_CONSOLE,
        OPT_COMPAT, OPT_STATS, OPT_VERSION, OPT_SYMBOLS, OPT_DISK, OPT_RNG, OPT_TRANSPORT,
        OPT_NET, OPT_METADATA, OPT_SSH_KEY, OPT_METADATA_VERSION,
-       OPT_API_SOCK, OPT_CONFIG_FILE, OPT_NO_API, OPT_ID, OPT_IO_POLL };
+       OPT_API_SOCK, OPT_CONFIG_FILE, OPT_NO_API, OPT_ID, OPT_IO_POLL, OPT_MMDS_LIMIT, OPT_API_MAX_BODY };
 
 /* --id: Firecracker's instance id rule, [A-Za-z0-9-]{1,64}. */
 static bool valid_instance_id(const char *id)
@@ -331,6 +340,8 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 		{ "config-file", required_argument, NULL, OPT_CONFIG_FILE },
 		{ "no-api", no_argument, NULL, OPT_NO_API },
 		{ "id", required_argument, NULL, OPT_ID },
+		{ "mmds-size-limit", required_argument, NULL, OPT_MMDS_LIMIT },
+		{ "http-api-max-payload-size", required_argument, NULL, OPT_API_MAX_BODY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -466,6 +477,22 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 				return -1;
 			}
 			cfg->instance_id = optarg;
+			break;
+		case OPT_MMDS_LIMIT:
+			if (cli_parse_uint(optarg, 2, CLI_MAX_LIMIT, &v)) {
+				snprintf(msg, msglen, "--mmds-size-limit '%s': expected bytes as a whole number from 2 to %u",
+					 optarg, CLI_MAX_LIMIT);
+				return -1;
+			}
+			cfg->mmds_size_limit = (size_t)v;
+			break;
+		case OPT_API_MAX_BODY:
+			if (cli_parse_uint(optarg, 1024, CLI_MAX_LIMIT, &v)) {
+				snprintf(msg, msglen, "--http-api-max-payload-size '%s': expected bytes as a whole number "
+					 "from 1024 to %u", optarg, CLI_MAX_LIMIT);
+				return -1;
+			}
+			cfg->api_max_body = (size_t)v;
 			break;
 		case OPT_STATS: cfg->stats = true; break;
 		case OPT_SYMBOLS: cfg->symbols_path = optarg; break;

@@ -84,6 +84,8 @@ struct vm_config {
 	const char *metadata_path;
 	const char *ssh_key_path;
 	int metadata_version;      /* 1 or 2 (MMDS V1 / V2) */
+	size_t mmds_size_limit;    /* --mmds-size-limit: bytes of the metadata store (0: MMDS_SIZE_LIMIT_DEFAULT) */
+	size_t api_max_body;       /* --http-api-max-payload-size (0: API_MAX_BODY) */
 	/*
 	 * The API's metadata store, lent for the VM's life (NULL without the
 	 * API): then it is the one the guest reads, its version and address

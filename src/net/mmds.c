@@ -345,6 +345,37 @@ out:
 	return ret;
 }
 
+size_t mmds_json_size(const json_t *root)
+{
+	char *s = json_dumps(root, JSON_COMPACT);
+	size_t n;
+
+	if (!s)
+		return SIZE_MAX;
+	n = strlen(s);
+	free(s);
+	return n;
+}
+
+int mmds_check_size(struct mmds *m, size_t limit, char *msg, size_t msglen)
+{
+	size_t n;
+
+	if (!limit)
+		limit = MMDS_SIZE_LIMIT_DEFAULT;
+	pthread_mutex_lock(&m->lock);
+	n = mmds_json_size(m->root);
+	pthread_mutex_unlock(&m->lock);
+	if (n <= limit)
+		return 0;
+	if (n == SIZE_MAX)
+		snprintf(msg, msglen, "the metadata could not be serialised (out of memory)");
+	else
+		snprintf(msg, msglen, "the metadata store would be %zu bytes, over the limit of %zu "
+			 "(--mmds-size-limit)", n, limit);
+	return -1;
+}
+
 void mmds_fini(struct mmds *m)
 {
 	json_decref(m->root);

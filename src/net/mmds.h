@@ -20,6 +20,7 @@ enum mmds_version { MMDS_V1 = 1, MMDS_V2 = 2 };
 #define MMDS_MAX_REQUEST    8192        /* bytes of request line + headers + body; more -> 413 */
 #define MMDS_MAX_URL        1024        /* bytes of request target; more -> 414 */
 #define MMDS_MAX_FILE       (1 << 20)   /* --metadata and --ssh-key files */
+#define MMDS_SIZE_LIMIT_DEFAULT 51200   /* --mmds-size-limit's default, as Firecracker's */
 #define MMDS_DEFAULT_ADDR   0xa9fea9feu /* 169.254.169.254 (host order; Firecracker's default) */
 
 struct mmds_token {
@@ -52,6 +53,13 @@ struct mmds {
 int mmds_init(struct mmds *m, const char *json, size_t json_len, const char *ssh_keys, enum mmds_version v,
 	      const uint8_t uuid[16], char *msg, size_t msglen);
 /* Read the two files (either path may be NULL) and build the store with a random UUID. */
+/*
+ * The data store's size as Firecracker counts it against --mmds-size-limit:
+ * its compact JSON serialisation. SIZE_MAX when it cannot be serialised.
+ */
+size_t mmds_json_size(const json_t *root);
+/* m's store against limit (0: MMDS_SIZE_LIMIT_DEFAULT): 0, or -1 with a one-line reason. */
+int mmds_check_size(struct mmds *m, size_t limit, char *msg, size_t msglen);
 int mmds_init_files(struct mmds *m, const char *metadata_path, const char *ssh_key_path, enum mmds_version v,
 		    char *msg, size_t msglen);
 void mmds_fini(struct mmds *m);

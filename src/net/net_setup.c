@@ -66,6 +66,7 @@ static bool serves_mmds(const struct vm_config *cfg, const struct net_config *nc
 int net_check_inputs(const struct vm_config *cfg, char *msg, size_t msglen)
 {
 	struct mmds m;
+	int ret;
 
 	if (cfg->mmds_store)
 		return 0;   /* the API read the files into its store already */
@@ -78,8 +79,9 @@ int net_check_inputs(const struct vm_config *cfg, char *msg, size_t msglen)
 	if (mmds_init_files(&m, cfg->metadata_path, cfg->ssh_key_path, (enum mmds_version)cfg->metadata_version,
 			    msg, msglen) < 0)
 		return -1;
+	ret = mmds_check_size(&m, cfg->mmds_size_limit, msg, msglen);
 	mmds_fini(&m);
-	return 0;
+	return ret;
 }
 
 static int net_setup(struct vm *vm)
@@ -114,6 +116,10 @@ static int net_setup(struct vm *vm)
 				goto fail;
 			}
 			c->mmds_inited = true;
+			if (mmds_check_size(&c->mmds, cfg->mmds_size_limit, msg, sizeof(msg)) < 0) {
+				log_err("--metadata: %s", msg);
+				goto fail;
+			}
 			store = &c->mmds;
 		}
 		vm->mmds = store;

@@ -45,7 +45,7 @@ static int parse(const char *m, const char *p, const char *body, struct api_requ
 	struct api_route r;
 
 	assert_int_equal(route(m, p, &r, e), 0);
-	return api_parse_body(&r, body, body ? strlen(body) : 0, req, e);
+	return api_parse_body(&r, body, body ? strlen(body) : 0, API_MAX_BODY, req, e);
 }
 
 static void expect_ok(const char *m, const char *p, const char *body, struct api_request *req)
@@ -649,37 +649,37 @@ static void test_body_limits(void **state)
 	/* Exactly API_MAX_BODY bytes is accepted; one more is refused before parsing. */
 	n = (size_t)snprintf(buf, API_MAX_BODY, "{\"kernel_image_path\": \"/k\"}");
 	memset(buf + n, ' ', API_MAX_BODY - n);
-	assert_int_equal(api_parse_body(&r, buf, API_MAX_BODY, &req, &e), 0);
+	assert_int_equal(api_parse_body(&r, buf, API_MAX_BODY, API_MAX_BODY, &req, &e), 0);
 	api_request_free(&req);
 	buf[API_MAX_BODY] = ' ';
-	assert_int_equal(api_parse_body(&r, buf, API_MAX_BODY + 1, &req, &e), -EINVAL);
+	assert_int_equal(api_parse_body(&r, buf, API_MAX_BODY + 1, API_MAX_BODY, &req, &e), -EINVAL);
 	assert_fault(&e, "Request payload with size 65537 is larger than the limit of 65536");
-	assert_int_equal(api_parse_body(&r, buf, SIZE_MAX, &req, &e), -EINVAL);
+	assert_int_equal(api_parse_body(&r, buf, SIZE_MAX, API_MAX_BODY, &req, &e), -EINVAL);
 
 	/* A 4095-byte path is fine, 4096 is not; boot_args at 2047, not 2048. */
 	n = (size_t)snprintf(buf, 64, "{\"kernel_image_path\": \"/");
 	memset(buf + n, 'p', 4094);
 	strcpy(buf + n + 4094, "\"}");
-	assert_int_equal(api_parse_body(&r, buf, strlen(buf), &req, &e), 0);
+	assert_int_equal(api_parse_body(&r, buf, strlen(buf), API_MAX_BODY, &req, &e), 0);
 	assert_int_equal(strlen(req.u.boot.kernel_image_path), 4095);
 	api_request_free(&req);
 	memset(buf + n, 'p', 4095);
 	strcpy(buf + n + 4095, "\"}");
-	assert_int_equal(api_parse_body(&r, buf, strlen(buf), &req, &e), -EINVAL);
+	assert_int_equal(api_parse_body(&r, buf, strlen(buf), API_MAX_BODY, &req, &e), -EINVAL);
 	assert_fault(&e, "longer than 4095");
 
 	n = (size_t)snprintf(buf, 64, "{\"kernel_image_path\": \"/k\", \"boot_args\": \"");
 	memset(buf + n, 'a', API_BOOT_ARGS_MAX);
 	strcpy(buf + n + API_BOOT_ARGS_MAX, "\"}");
-	assert_int_equal(api_parse_body(&r, buf, strlen(buf), &req, &e), 0);
+	assert_int_equal(api_parse_body(&r, buf, strlen(buf), API_MAX_BODY, &req, &e), 0);
 	api_request_free(&req);
 	memset(buf + n, 'a', API_BOOT_ARGS_MAX + 1);
 	strcpy(buf + n + API_BOOT_ARGS_MAX + 1, "\"}");
-	assert_int_equal(api_parse_body(&r, buf, strlen(buf), &req, &e), -EINVAL);
+	assert_int_equal(api_parse_body(&r, buf, strlen(buf), API_MAX_BODY, &req, &e), -EINVAL);
 	assert_fault(&e, "longer than 2047");
 
 	/* NUL inside the body bytes. */
-	assert_int_equal(api_parse_body(&r, "{\"kernel_image_path\": \"/k\"}\0", 28, &req, &e),
+	assert_int_equal(api_parse_body(&r, "{\"kernel_image_path\": \"/k\"}\0", 28, API_MAX_BODY, &req, &e),
 			 -EINVAL);
 	assert_fault(&e, "Malformed JSON body");
 	free(buf);

@@ -519,7 +519,7 @@ static void test_mmds_store(void **state)
 	struct ctx *c = *state;
 	char *s, *big;
 	int st;
-	size_t n = API_MMDS_SIZE_LIMIT;
+	size_t n = MMDS_SIZE_LIMIT_DEFAULT;
 
 	s = ok(c, "GET", "/mmds", NULL);
 	assert_string_equal(s, "{}");
@@ -736,6 +736,46 @@ static void test_mmds_seed(void **state)
 	s = ok(c, "GET", "/mmds", NULL);
 	assert_string_equal(s, "{}");
 	free(s);
+}
+
+/* --mmds-size-limit and --http-api-max-payload-size: the store and the body limits come from the command line. */
+static void test_limits_from_cli(void **state)
+{
+	struct ctx *c = *state;
+	struct api_err e = { 0 };
+	char md[200], big[3000];
+	FILE *f;
+
+	assert_int_equal(api_vmm_max_body(&c->v), API_MAX_BODY);
+	assert_int_equal(c->v.mmds_limit, MMDS_SIZE_LIMIT_DEFAULT);
+	api_vmm_destroy(&c->v);
+	c->base.mmds_size_limit = 40;
+	c->base.api_max_body = 2048;
+	assert_int_equal(api_vmm_init(&c->v, &c->base, "vm-1", &fops, &c->f), 0);
+	c->v.sys_net = c->sysnet;
+	assert_int_equal(api_vmm_max_body(&c->v), 2048);
+
+	/* 40 bytes fit, 41 do not (413), on PUT and on PATCH. */
+	ok(c, "PUT", "/mmds", "{\"k\":\"%032d\"}", 0);
+	bad(c, 413, "the limit is 40", "PUT", "/mmds", "{\"k\":\"%033d\"}", 0);
+	bad(c, 413, "the limit is 40", "PATCH", "/mmds", "{\"z\":1}");
+	/* A body over the payload limit is refused before parsing. */
+	memset(big, ' ', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	memcpy(big, "{}", 2);
+	bad(c, 400, "larger than the limit of 2048", "PUT", "/mmds", "%s", big);
+
+	/* A --metadata file over the limit: a 400 naming --mmds-size-limit, and an empty store to go on with. */
+	snprintf(md, sizeof(md), "%s/md.json", c->dir);
+	f = fopen(md, "w");
+	fputs("{\"hostname\":\"a-rather-long-host-name-for-this\"}", f);
+	fclose(f);
+	c->v.base.metadata_path = md;
+	assert_int_not_equal(api_vmm_mmds_seed(&c->v, &e), 0);
+	assert_int_equal(e.status, 400);
+	assert_non_null(strstr(e.msg, "--mmds-size-limit"));
+	assert_true(c->v.mmds_ok);
+	free(ok(c, "PUT", "/mmds", "{}"));
 }
 
 /* GET /vm/config loads back as a --config-file and gives the same configuration. */
@@ -1046,6 +1086,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mmds_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_net_ifaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmds_seed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limits_from_cli, setup, teardown),
 		cmocka_unit_test(test_parse_counters),
 	};
 

@@ -1,4 +1,4 @@
-/* Unit tests for the networking options: --net user/tap/tapfd values, hostfwd forms, --metadata-version. */
+/* Unit tests for the networking options: --net user/tap/tapfd values, hostfwd forms, --metadata-version, the metadata and API size limits. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,6 +111,36 @@ static void test_cli_net_options(void **state)
 	assert_int_equal(cli_parse(3, argv, &cfg, &act, 0, msg, sizeof(msg)), 0);
 	assert_int_equal(cfg.metadata_version, 1);
 	assert_int_equal(cfg.nnets, 0);
+	assert_int_equal(cfg.mmds_size_limit, 0);   /* the default, MMDS_SIZE_LIMIT_DEFAULT */
+	assert_int_equal(cfg.api_max_body, 0);
+}
+
+/* Firecracker's --mmds-size-limit and --http-api-max-payload-size: bytes, range-checked. */
+static void test_cli_limits(void **state)
+{
+	char a0[] = "run", a1[] = "--kernel", a2[] = "k", a3[] = "--mmds-size-limit", a4[] = "100",
+	     a5[] = "--http-api-max-payload-size", a6[] = "4096";
+	char *argv[] = { a0, a1, a2, a3, a4, a5, a6 };
+	static const struct { const char *opt, *val; } bad[] = {
+		{ "--mmds-size-limit", "1" }, { "--mmds-size-limit", "16777217" }, { "--mmds-size-limit", "-1" },
+		{ "--http-api-max-payload-size", "1023" }, { "--http-api-max-payload-size", "64K" },
+	};
+	struct vm_config cfg;
+	enum cli_action act;
+	char msg[256];
+
+	assert_int_equal(cli_parse(7, argv, &cfg, &act, 0, msg, sizeof(msg)), 0);
+	assert_int_equal(cfg.mmds_size_limit, 100);
+	assert_int_equal(cfg.api_max_body, 4096);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char o[64], v[64];
+		char *av[] = { a0, a1, a2, o, v };
+
+		snprintf(o, sizeof(o), "%s", bad[i].opt);
+		snprintf(v, sizeof(v), "%s", bad[i].val);
+		assert_int_equal(cli_parse(5, av, &cfg, &act, 0, msg, sizeof(msg)), -1);
+		assert_non_null(strstr(msg, bad[i].opt));
+	}
 }
 
 int main(void)
@@ -120,6 +150,7 @@ int main(void)
 		cmocka_unit_test(test_net_tap),
 		cmocka_unit_test(test_net_bad),
 		cmocka_unit_test(test_cli_net_options),
+		cmocka_unit_test(test_cli_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
