@@ -335,7 +335,13 @@ void net_inject(struct net_dev *nd, const void *frame, size_t len)
 	if (!nd->backlog_count || backlog_flush(nd))
 		r = rx_deliver_iov(nd, 0, src, 2, VNET_HDR_LEN + len);
 	if (r == 0) {
-		nd->rx_unsignalled = true;
+		/* The turn's first frame interrupts at once, the rest wait for net_inject_flush (net.h). */
+		if (!nd->rx_turn_signalled) {
+			nd->rx_turn_signalled = true;
+			net_rx_done(nd, 0);
+		} else {
+			nd->rx_unsignalled = true;
+		}
 		goto out;
 	}
 	if (r != -EAGAIN || nd->backlog_count == NET_RX_BACKLOG || !(pkt = malloc(VNET_HDR_LEN + len))) {
@@ -360,6 +366,7 @@ void net_inject_flush(struct net_dev *nd)
 	if (nd->rx_unsignalled && virtio_queue_live(d, 0))
 		net_rx_done(nd, 0);
 	nd->rx_unsignalled = false;
+	nd->rx_turn_signalled = false;
 	pthread_mutex_unlock(&d->lock);
 }
 

@@ -113,6 +113,7 @@ struct net_dev {
 	struct net_pkt { uint32_t len; uint8_t *data; } backlog[NET_RX_BACKLOG];
 	unsigned backlog_head, backlog_count;
 	bool rx_unsignalled;         /* net_inject delivered; net_inject_flush raises the interrupt */
+	bool rx_turn_signalled;      /* this turn's first frame has raised its interrupt */
 	_Atomic bool tx_blocked[NET_MAX_PAIRS];  /* a backend said -EAGAIN */
 	/*
 	 * The rx chains popped for the packet being received (one at a time,
@@ -183,11 +184,12 @@ void net_rx_done(struct net_dev *nd, unsigned pair);
 /*
  * From an in-process stack (slirp, in the network loop's turn): a frame for
  * the guest on pair 0 with no header. Takes d->lock. Delivered now, or kept
- * (bounded) until the guest posts rx buffers, or dropped. The interrupt
- * waits for net_inject_flush, which the stack calls at the end of its turn:
- * a burst (a window of TCP data, a run of ACKs) then costs the guest one
- * interrupt, and its NAPI poll finds the whole burst, instead of racing
- * the producer frame by frame.
+ * (bounded) until the guest posts rx buffers, or dropped. The turn's first
+ * frame raises its interrupt at once, so the guest's NAPI poll starts while
+ * the rest of the burst comes; the rest wait for net_inject_flush, which the
+ * stack calls at the end of its turn: a burst (a window of TCP data, a run
+ * of ACKs) then costs the guest at most two interrupts, and its poll finds
+ * the burst, instead of racing the producer frame by frame.
  */
 void net_inject(struct net_dev *nd, const void *frame, size_t len);
 /* Raise the interrupt for what net_inject delivered since the last flush (if the driver wants one). */

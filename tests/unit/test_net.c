@@ -578,29 +578,39 @@ static void test_inject_backlog(void **state)
 	tear_down(t);
 }
 
-/* Frames an in-process stack injects in one turn cost the guest one interrupt, raised by the flush. */
-static void test_inject_one_irq_per_turn(void **state)
+/* Frames an in-process stack injects in one turn: an interrupt for the first at once, one more for the rest at the flush. */
+static void test_inject_irqs_per_turn(void **state)
 {
 	struct t *t = bring_up(BASE_F, 1, false);
 	const struct vq_stats *rx = &t->nd->vdev.vq[0].stats;
 	uint8_t frame[60];
-	struct b c[3];
+	struct b c[5];
 
 	memset(frame, 0x17, sizeof(frame));
-	for (unsigned i = 0; i < 3; i++) {
+	for (unsigned i = 0; i < 5; i++) {
 		c[i] = (struct b){ buf(t, 200), 200, true };
 		add_chain(t, 0, &c[i], 1);
 	}
+	/* The first frame of a turn interrupts at once: the guest's poll starts while the rest comes. */
 	net_inject(t->nd, frame, sizeof(frame));
+	assert_int_equal(rx->notify_sent, 1);
 	net_inject(t->nd, frame, sizeof(frame));
 	net_inject(t->nd, frame, sizeof(frame));
 	assert_int_equal(used_idx(t, 0), 3);
-	assert_int_equal(rx->notify_sent, 0);
-	net_inject_flush(t->nd);
 	assert_int_equal(rx->notify_sent, 1);
-	/* Nothing new since: no second interrupt. */
+	/* The rest of the turn: one more, at its end. */
 	net_inject_flush(t->nd);
-	assert_int_equal(rx->notify_sent, 1);
+	assert_int_equal(rx->notify_sent, 2);
+	/* Nothing new since: no third interrupt. */
+	net_inject_flush(t->nd);
+	assert_int_equal(rx->notify_sent, 2);
+	/* A turn of one frame costs one interrupt, and the next turn starts afresh. */
+	net_inject(t->nd, frame, sizeof(frame));
+	assert_int_equal(rx->notify_sent, 3);
+	net_inject_flush(t->nd);
+	assert_int_equal(rx->notify_sent, 3);
+	net_inject(t->nd, frame, sizeof(frame));
+	assert_int_equal(rx->notify_sent, 4);
 	tear_down(t);
 }
 
@@ -1051,7 +1061,7 @@ int main(void)
 		cmocka_unit_test(test_rx_in_place),
 		cmocka_unit_test(test_rx_reserve_rearms),
 		cmocka_unit_test(test_inject_backlog),
-		cmocka_unit_test(test_inject_one_irq_per_turn),
+		cmocka_unit_test(test_inject_irqs_per_turn),
 		cmocka_unit_test(test_vq_batch),
 		cmocka_unit_test(test_ctrl),
 		cmocka_unit_test(test_multiqueue),
