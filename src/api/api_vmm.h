@@ -23,8 +23,6 @@ enum api_state { API_STATE_NOT_STARTED, API_STATE_RUNNING, API_STATE_PAUSED, API
 #define API_INSTANCE_ID_MAX 64
 #define API_DEFAULT_INSTANCE_ID "anonymous-instance"
 
-/* Largest MMDS data store a PUT/PATCH /mmds may leave (compact JSON bytes): Firecracker's default. */
-
 /* Interval of the metrics timer (Firecracker's WRITE_METRICS_PERIOD). */
 #define API_METRICS_PERIOD_S 60
 

@@ -2,48 +2,41 @@
 #include <string.h>
 #include "net/frame.h"
 
-size_t iov_copy_out(const struct iovec *iov, int n, size_t skip, void *dst, size_t cap)
+/* Copy between the iovec (from `skip` bytes in) and buf, up to len bytes, either way; returns the bytes copied. */
+static size_t iov_copy(const struct iovec *iov, int n, size_t skip, uint8_t *buf, size_t len, bool into_iov)
 {
-	uint8_t *d = dst;
-	size_t got = 0;
+	size_t done = 0;
 
-	for (int i = 0; i < n && got < cap; i++) {
+	for (int i = 0; i < n && done < len; i++) {
 		size_t l = iov[i].iov_len, take;
+		uint8_t *at;
 
 		if (skip >= l) {
 			skip -= l;
 			continue;
 		}
+		at = (uint8_t *)iov[i].iov_base + skip;
 		take = l - skip;
-		if (take > cap - got)
-			take = cap - got;
-		memcpy(d + got, (const uint8_t *)iov[i].iov_base + skip, take);
-		got += take;
+		if (take > len - done)
+			take = len - done;
+		if (into_iov)
+			memcpy(at, buf + done, take);
+		else
+			memcpy(buf + done, at, take);
+		done += take;
 		skip = 0;
 	}
-	return got;
+	return done;
+}
+
+size_t iov_copy_out(const struct iovec *iov, int n, size_t skip, void *dst, size_t cap)
+{
+	return iov_copy(iov, n, skip, dst, cap, false);
 }
 
 size_t iov_copy_in(const struct iovec *iov, int n, size_t skip, const void *src, size_t len)
 {
-	const uint8_t *from = src;
-	size_t put = 0;
-
-	for (int i = 0; i < n && put < len; i++) {
-		size_t l = iov[i].iov_len, take;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		take = l - skip;
-		if (take > len - put)
-			take = len - put;
-		memcpy((uint8_t *)iov[i].iov_base + skip, from + put, take);
-		put += take;
-		skip = 0;
-	}
-	return put;
+	return iov_copy(iov, n, skip, (uint8_t *)src, len, true);
 }
 
 uint16_t net_csum_fold(const uint8_t *buf, size_t len, uint32_t sum)
