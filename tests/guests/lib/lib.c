@@ -111,6 +111,115 @@ void set_trap_handler(unsigned vector, trap_handler_t fn)
 		trap_handlers[vector] = fn;
 }
 
+/*
+ * Set by an unexpected exception: the code it interrupted may hold the lock
+ * (a fault inside printf), so the report must not wait for it.
+ */
+static volatile bool console_lock_broken;
+
+/* One port access at CPL0, for emulate_port_io. */
+static uint32_t port_in(uint16_t port, unsigned size)
+{
+	return size == 1 ? inb(port) : size == 2 ? inw(port) : inl(port);
+}
+
+static void port_out(uint16_t port, unsigned size, uint32_t v)
+{
+	if (size == 1)
+		outb(port, (uint8_t)v);
+	else if (size == 2)
+		outw(port, (uint16_t)v);
+	else
+		outl(port, v);
+}
+
+/*
+ * The tests run at CPL3 with IOPL=3 so that their port I/O exits straight to
+ * the VMM. A kvm_pvm host does not keep IOPL=3 across the iretq (its
+ * emulated iretq leaves RFLAGS.IOPL 0), so there IN/OUT/INS/OUTS at CPL3
+ * raise #GP(0) (SDM Vol 1 §19.5.1): do the access here, at CPL0, and step
+ * over the instruction, as Xen does for a PV guest's virtual IOPL. True when
+ * f->rip held a port I/O instruction.
+ */
+static bool emulate_port_io(struct trap_frame *f)
+{
+	const uint8_t *ip = (const uint8_t *)f->rip;
+	unsigned len = 0, size;
+	bool opsize = false, rep = false, in, str;
+	uint16_t port;
+	uint8_t op;
+
+	if (f->error != 0 || !(f->cs & 3))
+		return false;
+	for (;; len++) {
+		if (len >= 4)
+			return false;
+		if (ip[len] == 0x66)
+			opsize = true;
+		else if (ip[len] == 0xf3 || ip[len] == 0xf2)
+			rep = true;
+		else if ((ip[len] & 0xf0) != 0x40) /* REX: no effect on port I/O */
+			break;
+	}
+	op = ip[len++];
+	switch (op) {
+	case 0xe4: case 0xe5: case 0xe6: case 0xe7:
+		port = ip[len++];
+		in = op < 0xe6;
+		str = false;
+		break;
+	case 0xec: case 0xed: case 0xee: case 0xef:
+		port = (uint16_t)f->rdx;
+		in = op < 0xee;
+		str = false;
+		break;
+	case 0x6c: case 0x6d: case 0x6e: case 0x6f:
+		port = (uint16_t)f->rdx;
+		in = op < 0x6e;
+		str = true;
+		break;
+	default:
+		return false;
+	}
+	size = (op & 1) == 0 ? 1 : opsize ? 2 : 4;
+	if (!str) {
+		if (in) {
+			uint32_t v = port_in(port, size);
+
+			if (size == 4)
+				f->rax = v; /* a 32-bit destination zero-extends (SDM Vol 1 §3.4.1.1) */
+			else if (size == 2)
+				f->rax = (f->rax & ~0xffffULL) | v;
+			else
+				f->rax = (f->rax & ~0xffULL) | v;
+		} else {
+			port_out(port, size, (uint32_t)f->rax);
+		}
+	} else {
+		uint64_t count = rep ? f->rcx : 1;
+		int64_t step = (f->rflags & (1u << 10)) ? -(int64_t)size : (int64_t)size;
+
+		for (; count; count--) {
+			if (in) {
+				uint32_t v = port_in(port, size);
+
+				__builtin_memcpy((void *)f->rdi, &v, size);
+				f->rdi += (uint64_t)step;
+			} else {
+				uint32_t v = 0;
+
+				__builtin_memcpy(&v, (const void *)f->rsi, size);
+				port_out(port, size, v);
+				f->rsi += (uint64_t)step;
+			}
+		}
+		if (rep)
+			f->rcx = 0;
+	}
+	f->rip += len;
+	return true;
+}
+
 void trap_dispatch(struct trap_frame *f)
 {
 	trap_handler_t fn = f->vector < 32 ? trap_handlers[f->vector] : NULL;
@@ -120,10 +229,13 @@ void trap_dispatch(struct trap_frame *f)
 		fn(f);
 		return;
 	}
+	if (f->vector == 13 && emulate_port_io(f))
+		return;
 	if (f->vector == 14)
 		__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-	fail("unexpected exception %s (vector %lu) error=%#lx rip=%#lx cs=%#lx rsp=%#lx cr2=%#lx",
-	     vector_names[f->vector & 31], f->vector, f->error, f->rip, f->cs, f->rsp, cr2);
+	console_lock_broken = true;
+	fail("unexpected exception %s (vector %lu) error=%#lx rip=%#lx cs=%#lx rflags=%#lx rsp=%#lx cr2=%#lx",
+	     vector_names[f->vector & 31], f->vector, f->error, f->rip, f->cs, f->rflags, f->rsp, cr2);
 }
 
 void delay_cycles(uint64_t cycles)
@@ -141,8 +253,11 @@ static volatile uint32_t console_lock;
 
 static void lock_console(void)
 {
-	while (__atomic_exchange_n(&console_lock, 1, __ATOMIC_ACQUIRE))
+	while (__atomic_exchange_n(&console_lock, 1, __ATOMIC_ACQUIRE)) {
+		if (console_lock_broken)
+			return;
 		cpu_relax();
+	}
 }
 
 static void unlock_console(void)
