@@ -355,6 +355,7 @@ struct pvm_vcpu_state {
 	bool have_lstar;
 	bool trap_installed;   /* the vCPU's real LSTAR is PVM_TRAP_LSTAR */
 	uint32_t polls_left;   /* bound on pvm_vcpu_poll() retries */
+	int64_t next_poll_ns;  /* CLOCK_MONOTONIC: no poll before this */
 };
 
 struct pvm_compat {
@@ -362,6 +363,7 @@ struct pvm_compat {
 	pvm_ioctl_fn ioctl;
 	void *ioctl_ctx;
 	bool msr_filter;          /* KVM exits on the guest's LSTAR accesses */
+	int64_t poll_interval_ns; /* least time between two polls of one vCPU (0: every exit) */
 	pthread_mutex_t lock;     /* guards trap and warned_unarmed */
 	atomic_bool armed;        /* the vsyscall PTE points at PVM_TRAP_GPA */
 	struct pvm_trap_pte trap;
@@ -373,6 +375,15 @@ struct pvm_compat {
 
 /* Polls per vCPU before pvm_vcpu_poll() gives up finishing the trap (each costs one or two ioctls). */
 #define PVM_POLL_BUDGET (1U << 20)
+
+/*
+ * Least time between two LSTAR polls of a vCPU. Polling on every exit cost a
+ * port-I/O-bound guest 1.76x the exit's own time on kvm_pvm (two ioctls per
+ * exit, docs/benchmarks.md); a Linux guest writes LSTAR in syscall_init()
+ * minutes (on kvm_pvm) before its first user-mode syscall, so a poll at most
+ * once a millisecond still installs the trap in time.
+ */
+#define PVM_POLL_INTERVAL_NS 1000000
 
 /* Replace the ioctl path (tests). */
 void pvm_compat_set_ioctl(struct pvm_compat *c, pvm_ioctl_fn fn, void *ctx);

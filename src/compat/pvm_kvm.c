@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include "compat/pvm_internal.h"
 #include "core/log.h"
 #include "core/vcpu.h"
@@ -30,6 +31,15 @@ void pvm_compat_set_ioctl(struct pvm_compat *c, pvm_ioctl_fn fn, void *ctx)
 {
 	c->ioctl = fn;
 	c->ioctl_ctx = ctx;
+	c->poll_interval_ns = 0; /* tests step the poll exit by exit */
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static int vioctl(struct pvm_compat *c, struct vcpu *v, unsigned long req, void *arg)
@@ -75,6 +85,7 @@ int pvm_compat_create(struct vm *vm, struct pvm_compat **out)
 	c->vm = vm;
 	c->nvcpus = n;
 	c->ioctl = real_ioctl;
+	c->poll_interval_ns = PVM_POLL_INTERVAL_NS;
 	*out = c;
 	return 0;
 fail_vcpus:
@@ -556,6 +567,13 @@ int pvm_vcpu_poll(struct pvm_compat *c, struct vcpu *v)
 		return -EINVAL;
 	if (vs->trap_installed || !vs->polls_left)
 		return 0;
+	if (c->poll_interval_ns) {
+		int64_t now = mono_ns(); /* vDSO: no syscall */
+
+		if (now < vs->next_poll_ns)
+			return 0;
+		vs->next_poll_ns = now + c->poll_interval_ns;
+	}
 	vs->polls_left--;
 	/*
 	 * With the filter the guest's WRMSR arrives as an exit. Still look at

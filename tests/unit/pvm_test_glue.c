@@ -588,6 +588,34 @@ static void test_glue_poll_without_filter(void **state)
 	glue_fini(&g);
 }
 
+/* kiln's own setting: at most one poll a vCPU per PVM_POLL_INTERVAL_NS, not one per exit. */
+static void test_glue_poll_rate_limited(void **state)
+{
+	struct glue g;
+	uint32_t before;
+
+	(void)state;
+	glue_init(&g, true, false);
+	g.c->poll_interval_ns = 3600LL * 1000000000; /* an hour: only the first poll can run */
+	pvm_flat_code64(&g.k.sregs.cs, 0x10, 0);
+	before = g.c->vcpus[0].polls_left;
+	assert_int_equal(pvm_vcpu_poll(g.c, &g.v[0]), 0);
+	assert_int_equal(g.c->vcpus[0].polls_left, before - 1);
+	/* The guest sets LSTAR: the exits right after do not look (no ioctl, no budget spent). */
+	*fake_msr(&g.k, MSR_LSTAR) = GUEST_LSTAR;
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(pvm_vcpu_poll(g.c, &g.v[0]), 0);
+	assert_int_equal(g.c->vcpus[0].polls_left, before - 1);
+	assert_false(g.c->vcpus[0].trap_installed);
+	assert_int_equal(*fake_msr(&g.k, MSR_LSTAR), GUEST_LSTAR);
+	/* Once the interval has passed, the next exit installs the trap. */
+	g.c->vcpus[0].next_poll_ns = 0;
+	assert_int_equal(pvm_vcpu_poll(g.c, &g.v[0]), 0);
+	assert_true(g.c->vcpus[0].trap_installed);
+	assert_int_equal(*fake_msr(&g.k, MSR_LSTAR), PVM_TRAP_LSTAR);
+	glue_fini(&g);
+}
+
 static void test_glue_filter_bypassed(void **state)
 {
 	struct glue g;
@@ -649,6 +677,7 @@ const struct CMUnitTest pvm_glue_tests[] = {
 	cmocka_unit_test(test_glue_syscall_trap),
 	cmocka_unit_test(test_glue_trap_late_arm),
 	cmocka_unit_test(test_glue_poll_without_filter),
+	cmocka_unit_test(test_glue_poll_rate_limited),
 	cmocka_unit_test(test_glue_filter_bypassed),
 	cmocka_unit_test(test_glue_msr_misc),
 };
