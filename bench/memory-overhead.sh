@@ -40,12 +40,22 @@ sample() {
 		/^Size:/ { big = ($2 >= min) }
 		/^Rss:/ && big { sum += $2 }
 		END { print sum + 0 }' "/proc/$pid/smaps")
+	# Private KiB outside guest RAM: RSS also counts the pages of shared
+	# libraries (libc, glib) that every other process maps too, and how many
+	# of those are mapped depends on the host kernel's fault-around.
+	priv=$(awk -v min=$((MEM_MIB * 1024)) '
+		/^[0-9a-f]+-[0-9a-f]+ / { big = 0 }
+		/^Size:/ { big = ($2 >= min) }
+		/^Private_(Clean|Dirty):/ && !big { sum += $2 }
+		END { print sum + 0 }' "/proc/$pid/smaps")
 	kill "$pid" 2>/dev/null
 	sleep 0.2
 	kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	printf '%s: peak RSS %d KiB, RSS %d KiB, guest RAM resident %d KiB -> VMM overhead %d KiB (%.1f MiB)\n' \
 		"$name" "$hwm" "$rss" "$guest" $((hwm - guest)) "$(awk -v k=$((hwm - guest)) 'BEGIN { print k / 1024 }')"
+	printf '%s: private to the VMM (not guest RAM, not shared library pages): %d KiB (%.1f MiB)\n' \
+		"$name" "$priv" "$(awk -v k="$priv" 'BEGIN { print k / 1024 }')"
 	[ "$guest" -gt 0 ] ||
 		echo "  ($name: no guest RAM resident yet — the guest may not have been loaded; raise BENCH_SETTLE)"
 }
