@@ -7,8 +7,6 @@
 #include <arpa/inet.h>
 #include "cli/options.h"
 
-/* The largest --mmds-size-limit and --http-api-max-payload-size: 16 MiB, held in memory whole. */
-#define CLI_MAX_LIMIT (16u << 20)
 
 const char cli_usage[] =
 "usage: kiln run --kernel PATH [options]\n"
@@ -479,7 +477,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 			cfg->instance_id = optarg;
 			break;
 		case OPT_MMDS_LIMIT:
-			if (cli_parse_uint(optarg, 2, CLI_MAX_LIMIT, &v)) {
+			if (cli_parse_uint(optarg, CLI_MIN_MMDS_LIMIT, CLI_MAX_LIMIT, &v)) {
 				snprintf(msg, msglen, "--mmds-size-limit '%s': expected bytes as a whole number from 2 to %u",
 					 optarg, CLI_MAX_LIMIT);
 				return -1;
@@ -487,7 +485,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 			cfg->mmds_size_limit = (size_t)v;
 			break;
 		case OPT_API_MAX_BODY:
-			if (cli_parse_uint(optarg, 1024, CLI_MAX_LIMIT, &v)) {
+			if (cli_parse_uint(optarg, CLI_MIN_API_BODY, CLI_MAX_LIMIT, &v)) {
 				snprintf(msg, msglen, "--http-api-max-payload-size '%s': expected bytes as a whole number "
 					 "from 1024 to %u", optarg, CLI_MAX_LIMIT);
 				return -1;

@@ -20,6 +20,12 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 /* Parse a decimal integer in [min, max]; 0 or -1. Rejects signs, spaces, suffixes, overflow. */
 int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
+/* The largest --mmds-size-limit and --http-api-max-payload-size: 16 MiB, held in memory whole. */
+#define CLI_MAX_LIMIT (16u << 20)
+/* The smallest of each. */
+#define CLI_MIN_MMDS_LIMIT 2u
+#define CLI_MIN_API_BODY 1024u
+
 /* Parse one --disk value in place (arg is split); 0 or -1 with a message. */
 int cli_parse_disk(char *arg, struct disk_config *d, char *msg, size_t msglen);
 

@@ -201,6 +201,9 @@ struct mgr_options {
 	const char *api_sock;
 	const char *vmm;          /* NULL: /proc/self/exe (this kiln) */
 	struct mgr_params params;
+	/* Passed as they are to every VM's `kiln run` (validated here); NULL: kiln run's default. */
+	const char *mmds_size_limit;
+	const char *api_max_body;
 	int verbose;
 	bool help;
 };

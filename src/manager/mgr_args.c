@@ -24,6 +24,9 @@ const char mgr_usage[] =
 "  --restart-max N         consecutive restarts (runs shorter than 60 s) before the\n"
 "                          policy gives up (default 5)\n"
 "  --max-vms N             VMs this manager holds, 1..4096 (default 256)\n"
+"  --mmds-size-limit BYTES, --http-api-max-payload-size BYTES\n"
+"                          passed to every VM's kiln run (see kiln run --help);\n"
+"                          default: kiln run's (51200 and 65536)\n"
 "  -v, --verbose           more messages on stderr (repeat for debug)\n"
 "  -h, --help              this text\n"
 "\n"
@@ -34,7 +37,7 @@ const char mgr_usage[] =
 
 /* A decimal integer in [min, max]: no sign, space, suffix or overflow. 0 or -1. */
 enum { OPT_STATE_DIR = 256, OPT_API_SOCK, OPT_VMM, OPT_GRACE, OPT_BACKOFF, OPT_RESTART_MAX,
-       OPT_MAX_VMS };
+       OPT_MAX_VMS, OPT_MMDS_LIMIT, OPT_API_MAX_BODY };
 
 int mgr_parse_args(int argc, char **argv, struct mgr_options *o, char *msg, size_t msglen)
 {
@@ -46,12 +49,14 @@ int mgr_parse_args(int argc, char **argv, struct mgr_options *o, char *msg, size
 		{ "restart-backoff-ms", required_argument, NULL, OPT_BACKOFF },
 		{ "restart-max", required_argument, NULL, OPT_RESTART_MAX },
 		{ "max-vms", required_argument, NULL, OPT_MAX_VMS },
+		{ "mmds-size-limit", required_argument, NULL, OPT_MMDS_LIMIT },
+		{ "http-api-max-payload-size", required_argument, NULL, OPT_API_MAX_BODY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
-	int c;
+	int c, li = -1;
 
 	memset(o, 0, sizeof(*o));
 	o->params = (struct mgr_params){
@@ -61,7 +66,7 @@ int mgr_parse_args(int argc, char **argv, struct mgr_options *o, char *msg, size
 	};
 	optind = 0;   /* a fresh getopt scan, also when called twice (unit tests) */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:vh", longopts, &li)) != -1) {
 		switch (c) {
 		case OPT_STATE_DIR:
 			o->state_dir = optarg;
@@ -92,6 +97,16 @@ int mgr_parse_args(int argc, char **argv, struct mgr_options *o, char *msg, size
 				goto bad_value;
 			o->params.max_vms = (unsigned)v;
 			break;
+		case OPT_MMDS_LIMIT:
+			if (cli_parse_uint(optarg, CLI_MIN_MMDS_LIMIT, CLI_MAX_LIMIT, &v) < 0)
+				goto bad_value;
+			o->mmds_size_limit = optarg;
+			break;
+		case OPT_API_MAX_BODY:
+			if (cli_parse_uint(optarg, CLI_MIN_API_BODY, CLI_MAX_LIMIT, &v) < 0)
+				goto bad_value;
+			o->api_max_body = optarg;
+			break;
 		case 'v':
 			o->verbose++;
 			break;
@@ -121,6 +136,7 @@ int mgr_parse_args(int argc, char **argv, struct mgr_options *o, char *msg, size
 	}
 	return 0;
 bad_value:
-	snprintf(msg, msglen, "serve: bad value '%s' for %s", optarg, argv[optind - 1]);
+	/* The option's own name: with "--opt VALUE", argv[optind - 1] is the value. */
+	snprintf(msg, msglen, "serve: bad value '%s' for --%s", optarg, li >= 0 ? longopts[li].name : "?");
 	return -1;
 }

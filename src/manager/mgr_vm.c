@@ -241,7 +241,19 @@ static int vm_spawn(struct manager *m, struct mgr_vm *vm)
 	sigaddset(&dfl, SIGHUP);
 	posix_spawnattr_setsigdefault(&attr, &dfl);
 	{
-		char *argv[] = { "kiln", "run", "--api-sock", sock, "--config-file", cfg, NULL };
+		char *argv[11] = { "kiln", "run", "--api-sock", sock, "--config-file", cfg };
+		unsigned n = 6;
+
+		/* kiln serve's limits for every VM (docs/manager.md); argv strings are not written to. */
+		if (m->opt.mmds_size_limit) {
+			argv[n++] = "--mmds-size-limit";
+			argv[n++] = (char *)m->opt.mmds_size_limit;
+		}
+		if (m->opt.api_max_body) {
+			argv[n++] = "--http-api-max-payload-size";
+			argv[n++] = (char *)m->opt.api_max_body;
+		}
+		argv[n] = NULL;
 
 		/* glibc's posix_spawn reports a failed exec here, not as an exit of the child. */
 		rc = -posix_spawn(&pid, m->vmm, &fa, &attr, argv, environ);

@@ -5,6 +5,7 @@
 #   fake.ignore_term=1 ignore SIGTERM, so only the manager's SIGKILL ends it
 # Every start appends its pid to DIR/starts (DIR: the config's directory).
 sock= cfg=
+all_args="$*"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--api-sock) sock=$2; shift ;;
@@ -17,6 +18,7 @@ dir=$(dirname "$cfg")
 echo $$ >>"$dir/starts"
 args=$(sed -n 's/.*"boot_args": *"\([^"]*\)".*/\1/p' "$cfg")
 echo "fake-vmm: pid $$, api socket $sock, boot_args '$args'"
+echo "fake-vmm: arguments: $all_args"
 echo "fake-vmm: started" >&2
 code= ms=0
 for w in $args; do

@@ -82,8 +82,9 @@ start_manager() {
 		"$KILN" serve --state-dir "$STATE" --api-sock "$SOCK" --restart-backoff-ms 200 \
 			--restart-max 2 --stop-grace-ms 20000 >>"$T/manager.log" 2>&1 &
 	else
+		# shellcheck disable=SC2086  # MGR_EXTRA: more serve options, word-split
 		"$KILN" serve --state-dir "$STATE" --api-sock "$SOCK" --vmm "$FAKE" --restart-backoff-ms 100 \
-			--restart-max 3 --stop-grace-ms 500 >>"$T/manager.log" 2>&1 &
+			--restart-max 3 --stop-grace-ms 500 ${MGR_EXTRA:-} >>"$T/manager.log" 2>&1 &
 	fi
 	MPID=$!
 	until_true 10 'api GET / && [ "$CODE" = 200 ]'
@@ -229,6 +230,8 @@ jq --argjson pid "$DECOY" '.id = "vmfake" | .pid = $pid | .pid_start_ticks = 1 |
 mkdir -p "$STATE/vms/.new-half" && touch "$STATE/vms/.new-half/config.json"  # a create cut short
 mkdir -p "$STATE/vms/broken" && echo '{"version":1,' >"$STATE/vms/broken/state.json"
 until_true 5 'gone "${PID[vm16]}"'
+# The second manager passes its size limits to the VMs it starts (vm01 below).
+MGR_EXTRA="--mmds-size-limit 4096 --http-api-max-payload-size 2048"
 check "a new manager starts on the same state dir" 'start_manager && [ "$MPID" != "$OLD_MPID" ]'
 api GET /vms
 for v in vm04 vm05 vm06 vm07 vm08 vm09 vm10 vm11 vm12 vm14 vm15; do
@@ -276,6 +279,8 @@ api DELETE /vms/broken
 check "delete the broken VM" '[ "$CODE" = 204 ] && [ ! -e "$STATE/vms/broken" ]'
 create vm01 never ""
 check "an id is free again after delete" '[ "$CODE" = 201 ]'
+check "serve --mmds-size-limit/--http-api-max-payload-size reach the VM's kiln run" \
+	'until_true 5 "grep -q -- \"arguments: .*--mmds-size-limit 4096 --http-api-max-payload-size 2048\" \"$STATE/vms/vm01/console.log\""'
 api GET /vms
 check "GET /vms after the deletes: 22 - 5 + 1" '[ "$(jq ".vms | length" <<<"$BODY")" = 18 ]'
 check "no zombie children at the end" 'until_true 5 no_zombies'

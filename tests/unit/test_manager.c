@@ -638,6 +638,16 @@ static void test_args(void **state)
 	assert_int_equal(o.params.restart_max, 3);
 	assert_int_equal(o.params.max_vms, 20);
 	assert_int_equal(o.verbose, 1);
+	assert_null(o.mmds_size_limit);
+	assert_null(o.api_max_body);
+
+	assert_int_equal(args(&o, msg, "--state-dir", "/s", "--api-sock", "/a", "--mmds-size-limit", "4096",
+			      "--http-api-max-payload-size", "1024", NULL), 0);
+	assert_string_equal(o.mmds_size_limit, "4096");
+	assert_string_equal(o.api_max_body, "1024");
+	/* The message names the option, not its value. */
+	assert_int_equal(args(&o, msg, "--state-dir", "/s", "--api-sock", "/a", "--mmds-size-limit", "1", NULL), -1);
+	assert_non_null(strstr(msg, "--mmds-size-limit"));
 
 	assert_int_equal(args(&o, msg, "--help", NULL), 0);
 	assert_true(o.help);
@@ -654,6 +664,10 @@ static void test_args(void **state)
 		{ { "--restart-max", "-1", NULL }, "bad value" },
 		{ { "--stop-grace-ms", "1s", NULL }, "bad value" },
 		{ { "--restart-backoff-ms", "99999999999999999999", NULL }, "bad value" },
+		{ { "--mmds-size-limit", "1", NULL }, "bad value" },
+		{ { "--mmds-size-limit", "16777217", NULL }, "bad value" },
+		{ { "--http-api-max-payload-size", "1023", NULL }, "bad value" },
+		{ { "--http-api-max-payload-size", "64k", NULL }, "bad value" },
 		{ { "--state-dir", "/s", "--api-sock", "/a", "extra" }, "unexpected argument" },
 	};
 	for (unsigned i = 0; i < NELEM(bad); i++) {
