@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include "cli/options.h"
 
-
 const char cli_usage[] =
 "usage: kiln run --kernel PATH [options]\n"
 "       kiln run --api-sock PATH [options]      (configure and start over the REST API)\n"
@@ -478,8 +477,8 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 			break;
 		case OPT_MMDS_LIMIT:
 			if (cli_parse_uint(optarg, CLI_MIN_MMDS_LIMIT, CLI_MAX_LIMIT, &v)) {
-				snprintf(msg, msglen, "--mmds-size-limit '%s': expected bytes as a whole number from 2 to %u",
-					 optarg, CLI_MAX_LIMIT);
+				snprintf(msg, msglen, "--mmds-size-limit '%s': expected bytes as a whole number from %u to %u",
+					 optarg, CLI_MIN_MMDS_LIMIT, CLI_MAX_LIMIT);
 				return -1;
 			}
 			cfg->mmds_size_limit = (size_t)v;
@@ -487,7 +486,7 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg, enum cli_action *act
 		case OPT_API_MAX_BODY:
 			if (cli_parse_uint(optarg, CLI_MIN_API_BODY, CLI_MAX_LIMIT, &v)) {
 				snprintf(msg, msglen, "--http-api-max-payload-size '%s': expected bytes as a whole number "
-					 "from 1024 to %u", optarg, CLI_MAX_LIMIT);
+					 "from %u to %u", optarg, CLI_MIN_API_BODY, CLI_MAX_LIMIT);
 				return -1;
 			}
 			cfg->api_max_body = (size_t)v;

@@ -241,6 +241,20 @@ void vcpu_join(struct vcpu *v)
 	v->thread_started = false;
 }
 
+/* Where the vCPU stopped: the first thing to know about a guest that hung. */
+static void print_stop_state(struct vcpu *v, int fd)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+
+	if (kvm_ioctl(v->fd, KVM_GET_REGS, &r) < 0 || kvm_ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return;
+	dprintf(fd, "vcpu%u: stopped at RIP 0x%llx RSP 0x%llx CS 0x%x CPL %u CR0 0x%llx CR3 0x%llx CR4 0x%llx EFER 0x%llx\n",
+		v->id, (unsigned long long)r.rip, (unsigned long long)r.rsp, s.cs.selector, s.cs.dpl,
+		(unsigned long long)s.cr0, (unsigned long long)s.cr3, (unsigned long long)s.cr4,
+		(unsigned long long)s.efer);
+}
+
 void vcpu_print_stats(struct vcpu *v, int fd)
 {
 	dprintf(fd, "vcpu%u: %llu exits to kiln:", v->id, (unsigned long long)v->exits_total);
@@ -249,17 +263,7 @@ void vcpu_print_stats(struct vcpu *v, int fd)
 			dprintf(fd, " %s=%llu", kvm_exit_name(i), (unsigned long long)v->exits[i]);
 	dprintf(fd, "\n");
 	kvm_stats_print(v->fd, fd, v->id);
-	/* Where the vCPU stopped: the first thing to know about a guest that hung. */
-	{
-		struct kvm_regs r;
-		struct kvm_sregs s;
-
-		if (kvm_ioctl(v->fd, KVM_GET_REGS, &r) == 0 && kvm_ioctl(v->fd, KVM_GET_SREGS, &s) == 0)
-			dprintf(fd, "vcpu%u: stopped at RIP 0x%llx RSP 0x%llx CS 0x%x CPL %u CR0 0x%llx CR3 0x%llx CR4 0x%llx EFER 0x%llx\n",
-				v->id, (unsigned long long)r.rip, (unsigned long long)r.rsp, s.cs.selector, s.cs.dpl,
-				(unsigned long long)s.cr0, (unsigned long long)s.cr3, (unsigned long long)s.cr4,
-				(unsigned long long)s.efer);
-	}
+	print_stop_state(v, fd);
 	if (v->vm->compat)
 		dprintf(fd, "vcpu%u: compat: injected_bp=%llu injected_ud=%llu emulated=%llu syscalls=%llu\n", v->id,
 			(unsigned long long)v->compat.injected_bp, (unsigned long long)v->compat.injected_ud,
