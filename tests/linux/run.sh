@@ -280,11 +280,24 @@ run_net_case() {
 	fi
 }
 
-# net-user: the host end of the port forward, while the guest listens.
+# net-user: the host end of the port forward, while the guest listens. The
+# guest says "listening" as it starts nc in the background, before nc has
+# bound the port (seconds later on kvm_pvm, where the guest's fork and exec
+# are emulated kernel work); a connection before that is reset by the guest,
+# so try again until the guest's kiln.wait is over.
 net_check_user() {
-	local got
-	got=$(timeout 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$NET_PORT; cat <&3" 2>/dev/null)
-	[ "$got" = kiln-guest-hello ] || NET_WHY="hostfwd 127.0.0.1:$NET_PORT -> guest:8080 read '$got'"
+	local got= i
+	for ((i = 0; i < 60; i++)); do
+		grep -aq "kiln-guest: listening on 8080" "$1" 2>/dev/null && break
+		sleep 1
+	done
+	for ((i = 0; i < 30; i++)); do
+		got=$(timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$NET_PORT; cat <&3" 2>/dev/null)
+		[ "$got" = kiln-guest-hello ] && return
+		grep -aq "kiln-guest: net test done" "$1" 2>/dev/null && break
+		sleep 1
+	done
+	NET_WHY="hostfwd 127.0.0.1:$NET_PORT -> guest:8080 read '$got'"
 }
 net_judge_user() {
 	local con=$1
