@@ -20,7 +20,8 @@
 #                       (row "kiln --io-poll 50"; its --stats show the polling)
 #   BENCH_QD=32         4 KiB random-read depth; BENCH_SEQ_QD=8 for 128 KiB sequential
 #   BENCH_DISK_MIB=128  image size
-#   QEMU=qemu-system-x86_64, QEMU_ACCEL=kvm, QEMU_MACHINE=microvm,pcie=on,rtc=on
+#   QEMU=qemu-system-x86_64, QEMU_ACCEL=kvm, QEMU_MACHINE=microvm,pcie=on,rtc=on,
+#   QEMU_CPU (default: host; QEMU's own model on kvm_pvm, see bench/lib.sh)
 #   (microvm: no firmware, so the guest places the BARs itself; rtc=on: under KVM
 #   microvm has no CMOS RTC by default, and the guest times itself with it; q35 works too)
 set -uo pipefail
@@ -86,7 +87,7 @@ done
 if have "$QEMU"; then
 	qver=$("$QEMU" --version | sed -n '1s/.*version \([0-9.]*\).*/\1/p')
 	# shellcheck disable=SC2054  # the commas are QEMU option syntax
-	timeout -k 5 "$TMO" "$QEMU" -M "$QEMU_MACHINE" -accel "${QEMU_ACCEL:-kvm}" -cpu host -m 128 -smp 1 \
+	timeout -k 5 "$TMO" "$QEMU" -M "$QEMU_MACHINE" -accel "${QEMU_ACCEL:-kvm}" "${BENCH_QEMU_CPU[@]}" -m 128 -smp 1 \
 		-kernel "$ELF" -append "$CMDLINE" -display none -monitor none -serial "file:$OUT/qemu.out" \
 		-no-reboot -device isa-debug-exit,iobase=0xf4,iosize=1 \
 		-drive "file=$IMG,if=none,id=d0,format=raw,cache=writeback,aio=io_uring" \

@@ -40,6 +40,16 @@ bench_pio_guest() {
 	echo "$elf"
 }
 
+# bench_kvm_pvm: true when /dev/kvm is kvm_pvm (HOST.md), not VT-x/SVM.
+bench_kvm_pvm() { [ -d /sys/module/kvm_pvm ] && [ ! -d /sys/module/kvm_intel ] && [ ! -d /sys/module/kvm_amd ]; }
+
+# QEMU's -cpu for the benches: "host" on VT-x/SVM; QEMU's default model on
+# kvm_pvm, where -cpu host and max abort ("failed to set MSR 0x10a").
+# QEMU_CPU overrides.
+if [ -n "${QEMU_CPU:-}" ]; then BENCH_QEMU_CPU=(-cpu "$QEMU_CPU")
+elif bench_kvm_pvm; then BENCH_QEMU_CPU=()
+else BENCH_QEMU_CPU=(-cpu host); fi
+
 # bench_ns: monotonic-ish wall clock in ns.
 bench_ns() { date +%s%N; }
 

@@ -6,6 +6,8 @@
 #   BENCH_BYTES=268435456   bytes per TCP transfer
 #   BENCH_UDP_SECONDS=5     length of the small-datagram flood
 #   BENCH_BACKENDS="tap user"  BENCH_VMMS="kiln qemu"
+#   BENCH_GUEST=linux|lwip  the guest both VMMs run (default: lwip on kvm_pvm,
+#                           where QEMU cannot boot Linux; linux elsewhere)
 #   BENCH_TIMEOUT=300       seconds to wait for a guest to come up
 #   BENCH_KILN_POLL="0"     kiln's --io-poll settings, one kiln row each ("0 50":
 #                           without and with a 50 us busy-poll window, row
@@ -14,15 +16,22 @@
 #   BENCH_ROUNDS=1          repeat the whole matrix, interleaved (round 1 of
 #                           every row, then round 2, ...), and end with each
 #                           row's median: one noisy run cannot decide a figure
-# The guest: the test kernel's bzImage (both VMMs boot the same file), the
-# Debian busybox initramfs plus a /bench-init of its own (appended cpio), one
-# vCPU, 256 MiB. Figures:
+# The guest, one vCPU, the same file under both VMMs:
+#   linux  the test kernel's bzImage, the Debian busybox initramfs plus a
+#          /bench-init of its own (appended cpio), 256 MiB; QEMU's pc machine
+#   lwip   the lwIP test guest (tests/guests/build/net_lwip.elf, mode=bench),
+#          128 MiB: lwIP at CPL3 on the test guests' polling virtio-net-pci
+#          driver (no interrupts, no offloads), the same servers on the same
+#          ports; QEMU's microvm with PCIe (bench/net-vmm.sh). On kvm_pvm its
+#          stack runs natively, where a Linux guest's runs emulated (HOST.md)
+# Figures:
 #   host->guest, guest->host  TCP MB/s (bench/net_client.py against busybox nc
-#                             in the guest; the time ends when the far side
-#                             has every byte)
+#                             or lwIP in the guest; the time ends when the far
+#                             side has every byte)
 #   rx pps                    18-byte UDP datagrams the guest's stack received
-#                             per second (/proc/net/snmp Udp InDatagrams +
-#                             NoPorts + InErrors) during a host flood
+#                             per second during a host flood (Linux:
+#                             /proc/net/snmp Udp InDatagrams + NoPorts +
+#                             InErrors; lwIP: datagrams delivered to udp 9)
 # QEMU: virtio-net-pci on -netdev tap (vnet_hdr=on, vhost off: QEMU's own
 # user-space path, as kiln's) or -netdev user with the same hostfwd ports.
 # Logs: bench/build/net-*.log.
@@ -40,15 +49,24 @@ CLIENT="python3 $BENCH_DIR/net_client.py"
 mkdir -p "$BUILD"
 [ "$(id -u)" = 0 ] || { echo "net-throughput: SKIPPED — needs root for the tap's network namespace"; exit 0; }
 have qemu-system-x86_64 || VMMS=${VMMS//qemu/}
+if [ -n "${BENCH_GUEST:-}" ]; then GUEST=$BENCH_GUEST; elif bench_kvm_pvm; then GUEST=lwip; else GUEST=linux; fi
+case $GUEST in linux | lwip) ;; *) echo "net-throughput: BENCH_GUEST must be linux or lwip, not '$GUEST'" >&2; exit 2 ;; esac
+NS=kiln-bench-$$
+P=$((30000 + $$ % 20000))   # hostfwd ports P (tcp 5001), P+1 (tcp 5002), P+2 (udp 9)
 
-TK=$("$ROOT/scripts/build-test-kernel.sh" 2>"$BUILD/build-test-kernel.log" | tail -1)
-DG=$("$ROOT/scripts/mk-debian-guest.sh" ${KILN_GUEST_OUT:+"$KILN_GUEST_OUT"} 2>"$BUILD/mk-debian-guest.log" | tail -1)
-[ -f "$TK/bzImage" ] && [ -f "$DG/initramfs.cpio" ] || { echo "net-throughput: guest images missing (see $BUILD/*.log)"; exit 1; }
+if [ "$GUEST" = lwip ]; then
+	KERNEL=$ROOT/tests/guests/build/net_lwip.elf INITRD=
+	[ -f "$KERNEL" ] || { echo "net-throughput: $KERNEL missing (scripts/get-lwip.sh, then make guests)"; exit 1; }
+	GUEST_NAME="lwIP test guest (net_lwip.elf)"
+else
+	TK=$("$ROOT/scripts/build-test-kernel.sh" 2>"$BUILD/build-test-kernel.log" | tail -1)
+	DG=$("$ROOT/scripts/mk-debian-guest.sh" ${KILN_GUEST_OUT:+"$KILN_GUEST_OUT"} 2>"$BUILD/mk-debian-guest.log" | tail -1)
+	[ -f "$TK/bzImage" ] && [ -f "$DG/initramfs.cpio" ] || { echo "net-throughput: guest images missing (see $BUILD/*.log)"; exit 1; }
 
-# The guest's /bench-init, appended to the initramfs as a second cpio archive.
-T=$BUILD/net-bench
-rm -rf "$T" && mkdir -p "$T/root"
-cat >"$T/root/bench-init" <<'INIT'
+	# The guest's /bench-init, appended to the initramfs as a second cpio archive.
+	T=$BUILD/net-bench
+	rm -rf "$T" && mkdir -p "$T/root"
+	cat >"$T/root/bench-init" <<'INIT'
 #!/bin/sh
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
@@ -70,12 +88,11 @@ echo "bench: addr=$(ip -4 -o addr show eth0 | awk '{print $4}')"
 echo bench-ready
 while :; do sleep 3600; done
 INIT
-chmod 755 "$T/root/bench-init"
-python3 "$ROOT/scripts/mkcpio.py" "$T/root" "$T/bench.cpio" && cat "$DG/initramfs.cpio" "$T/bench.cpio" >"$T/initrd.cpio" ||
-	{ echo "net-throughput: cannot build the bench initramfs"; exit 1; }
-
-NS=kiln-bench-$$
-P=$((30000 + $$ % 20000))   # hostfwd ports P (tcp 5001), P+1 (tcp 5002), P+2 (udp 9)
+	chmod 755 "$T/root/bench-init"
+	python3 "$ROOT/scripts/mkcpio.py" "$T/root" "$T/bench.cpio" && cat "$DG/initramfs.cpio" "$T/bench.cpio" >"$T/initrd.cpio" ||
+		{ echo "net-throughput: cannot build the bench initramfs"; exit 1; }
+	KERNEL=$TK/bzImage INITRD=$T/initrd.cpio GUEST_NAME="$(basename "$TK")/bzImage"
+fi
 cleanup() { [ -n "${VPID:-}" ] && kill "$VPID" 2>/dev/null; ip netns del "$NS" 2>/dev/null; }
 trap cleanup EXIT
 if [[ " $BACKENDS " == *" tap "* ]]; then
@@ -94,15 +111,17 @@ run_one() { # VMM BACKEND [IO_POLL_US]
 	[ "$vmm" = kiln ] && [ "$poll" != 0 ] && label="kiln/p$poll"
 	con="$BUILD/net-${label//\//-}-$be.log" err="$BUILD/net-${label//\//-}-$be.stderr"
 	local append="console=ttyS0 reboot=k panic=-1 quiet rdinit=/bench-init bench.bytes=$BYTES"
+	[ "$GUEST" = lwip ] && append="mode=bench bytes=$BYTES seconds=3600"
 	rm -f "$con"
 	if [ "$be" = tap ]; then
-		host=192.168.78.2; wrap=(ip netns exec "$NS"); append+=" bench.ip=192.168.78.2/24"
-		p1=5001 p2=5002 p3=9
+		host=192.168.78.2; wrap=(ip netns exec "$NS"); p1=5001 p2=5002 p3=9
+		if [ "$GUEST" = lwip ]; then append+=" ip=192.168.78.2 mask=255.255.255.0 gw=192.168.78.1"
+		else append+=" bench.ip=192.168.78.2/24"; fi
 	else
-		host=127.0.0.1; append+=" bench.ip=dhcp"
-		p1=$P p2=$((P + 1)) p3=$((P + 2))
+		host=127.0.0.1; p1=$P p2=$((P + 1)) p3=$((P + 2))
+		[ "$GUEST" = lwip ] || append+=" bench.ip=dhcp"
 	fi
-	net_vmm_cmd "$vmm" "$be" "$KILN" "$TK/bzImage" "$T/initrd.cpio" "$con" "$append" "$P" "$poll"
+	net_vmm_cmd "$vmm" "$be" "$KILN" "$KERNEL" "$INITRD" "$con" "$append" "$P" "$poll"
 	"${wrap[@]}" "${NET_VMM_CMD[@]}" </dev/null >"$err" 2>&1 &
 	VPID=$!
 	for ((i = 0; i < TMO; i++)); do
@@ -141,7 +160,7 @@ run_one() { # VMM BACKEND [IO_POLL_US]
 ROUNDS=${BENCH_ROUNDS:-1}
 RESULTS=$BUILD/net-results.txt
 : >"$RESULTS"
-echo "net-throughput: $(basename "$TK")/bzImage, 1 vCPU, $((BYTES / 1048576)) MiB per TCP transfer, ${UDPS}s UDP flood, $ROUNDS round(s)"
+echo "net-throughput: $GUEST_NAME, 1 vCPU, $((BYTES / 1048576)) MiB per TCP transfer, ${UDPS}s UDP flood, $ROUNDS round(s)"
 for ((round = 1; round <= ROUNDS; round++)); do
 	[ "$ROUNDS" = 1 ] || echo "-- round $round"
 	for be in $BACKENDS; do

@@ -16,7 +16,11 @@
 #                   CRC-32 and length of each side must match the other's
 #   lwip/wrong-key  negative: the guest is told to expect another key and must
 #                   FAIL on the first layout that serves the real one
-# Environment: KILN_LWIP_CASES="user wrong-key tap" (which to run), KILN_LWIP_BYTES (default 4194304), KILN_REQUIRE_KVM=1 (no KVM
+#   lwip/bench      the guest's bench mode (bench/net-throughput.sh's guest on
+#                   kvm_pvm) over --net user: 1 MiB to it and from it through
+#                   hostfwd with bench/net_client.py, a short UDP flood; the
+#                   guest's counts must match (the bench must not rot unseen)
+# Environment: KILN_LWIP_CASES="user wrong-key bench tap" (which to run), KILN_LWIP_BYTES (default 4194304), KILN_REQUIRE_KVM=1 (no KVM
 # is a failure, not a skip). A missing net_lwip.elf is always a failure.
 # Last line: "lwip: N passed, M failed[, K skipped] (S s)".
 set -uo pipefail
@@ -30,7 +34,7 @@ KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
 ELF=$ROOT/tests/guests/build/net_lwip.elf
 BYTES=${KILN_LWIP_BYTES:-4194304}
 T=${KILN_LWIP_TIMEOUT:-120}
-CASES=" ${KILN_LWIP_CASES:-user wrong-key tap} "
+CASES=" ${KILN_LWIP_CASES:-user wrong-key bench tap} "
 want() { [[ $CASES == *" $1 "* ]]; }
 pass=0 fail=0 skip=0
 ok() { pass=$((pass + 1)); echo "PASS lwip/$1${2:+ ($2)}"; }
@@ -52,7 +56,7 @@ if ! { [ -c /dev/kvm ] && (exec 3<>/dev/kvm) 2>/dev/null; }; then
 		ko kvm "/dev/kvm not available and KILN_REQUIRE_KVM=1"
 	else
 		echo "lwip: SKIPPED — /dev/kvm not available"
-		skip=3
+		skip=4
 	fi
 	finish
 fi
@@ -157,6 +161,31 @@ case $v in
 "") ko wrong-key "the guest accepted a key it was not told to expect" ;;
 *) ko wrong-key "expected the guest's FAIL on the EC2 key, got: $v" ;;
 esac
+fi
+
+# ---- lwip/bench: the bench's servers answer, and count right ----
+if want bench; then
+PORT=$((20000 + ($$ + 7) % 20000))
+MIB=1048576
+WRAP=()
+start_kiln bench "mode=bench bytes=$MIB seconds=6" --net \
+	"user,hostfwd=tcp:127.0.0.1:$PORT-:5001,hostfwd=tcp:127.0.0.1:$((PORT + 1))-:5002,hostfwd=udp:127.0.0.1:$((PORT + 2))-:9"
+why=
+if wait_line bench "bench-ready"; then
+	CLIENT=(timeout 30 python3 "$ROOT/bench/net_client.py")
+	"${CLIENT[@]}" tcp-send 127.0.0.1 "$PORT" "$MIB" >"$W/bench.send" 2>&1 || why="tcp-send: $(tail -n 1 "$W/bench.send")"
+	got=$("${CLIENT[@]}" tcp-recv 127.0.0.1 $((PORT + 1)) 2>&1)
+	[ -z "$why" ] && [ "${got#* }" != "$MIB" ] && why="tcp-recv from guest:5002 got \"$got\", want $MIB bytes"
+	"${CLIENT[@]}" udp-flood 127.0.0.1 $((PORT + 2)) 0.5 18 >/dev/null 2>&1
+fi
+wait_kiln
+v=$(verdict bench)
+why=${v:-$why}
+[ -z "$why" ] && why=$(need bench "bench: tcp 5001 connection done: $MIB bytes in, 0 acked out")
+[ -z "$why" ] && why=$(need bench "bench: tcp 5002 connection done: 0 bytes in, $MIB acked out")
+n=$(grep -a '^bench: [0-9]* udp datagrams' "$W/bench.con.clean" | cut -d' ' -f2)
+[ -z "$why" ] && { [ "${n:-0}" -gt 0 ] || why="the guest counted no UDP datagram (\"$n\")"; }
+if [ -z "$why" ]; then ok bench "$n datagrams counted"; else ko bench "$why"; fi
 fi
 
 # ---- lwip/tap ----

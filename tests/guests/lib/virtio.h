@@ -350,6 +350,8 @@ struct vnet {
 	uint8_t *rx_bufs, *tx_bufs;   /* queue size x VNET_BUF each */
 	uint8_t mac[6];
 	uint64_t rx_frames, tx_frames, tx_waits;
+	bool allow_num_buffers_0;     /* a device that breaks §5.1.6.4 this way is counted, not failed */
+	uint64_t rx_num_buffers_0;
 };
 
 /* Find the NIC, negotiate (MAC, STATUS, EVENT_IDX), fill receiveq1, DRIVER_OK. 0, or -1 with *why. */

@@ -5,6 +5,7 @@
 #include "lwip/init.h"
 #include "lwip/sys.h"
 #include "lwip/tcp.h"
+#include "lwip/udp.h"
 
 /*
  * The command line (tests/net/lwip.sh writes it):
@@ -15,6 +16,7 @@
  *   mdsver=1|2           kiln's --metadata-version
  *   listen=PORT          user: serve one line on PORT (the host reaches it through hostfwd)
  *   peer=A.B.C.D dport= uport= bytes=   tap: download from peer:dport, upload `bytes` to peer:uport
+ *   mode=bench [ip= mask= gw=] bytes= seconds=   bench/net-throughput.sh's servers (see bench_run)
  */
 #define MDS_ADDR    "169.254.169.254"
 #define KEY_COMMENT "lwip@kiln"
@@ -36,8 +38,8 @@ struct conn {
 	size_t cap, len;
 	uint64_t rx_bytes;
 	uint32_t rx_crc;
-	const char *tx_data;            /* send these tx_total bytes, or the upload pattern */
-	bool tx_pattern;
+	const char *tx_data;            /* send these tx_total bytes, or the upload pattern, or zeros */
+	bool tx_pattern, tx_zero;
 	uint64_t tx_total, tx_queued, tx_acked;
 	uint32_t tx_crc;
 };
@@ -65,6 +67,8 @@ static void conn_push(struct conn *c)
 		if (c->tx_pattern)
 			for (u16_t k = 0; k < n; k++)
 				chunk[k] = pattern_at(c->tx_queued + k);
+		else if (c->tx_zero)
+			memset(chunk, 0, n);
 		else
 			memcpy(chunk, c->tx_data + c->tx_queued, n);
 		if (tcp_write(c->pcb, chunk, n, TCP_WRITE_FLAG_COPY | (n < left ? TCP_WRITE_FLAG_MORE : 0)) != ERR_OK)
@@ -465,6 +469,113 @@ static void upload(const ip4_addr_t *peer, unsigned port, uint64_t bytes)
 		fail("upload: the peer says \"%.60s\", expected \"%.60s\"", answer, want);
 }
 
+/* ---- bench mode: the guest end of bench/net-throughput.sh ---- */
+
+/*
+ * The servers of the Linux bench guest's /bench-init, so that
+ * bench/net_client.py drives either guest: tcp 5001 takes what comes and
+ * closes after the sender's FIN (host->guest); tcp 5002 sends `bytes` zeros
+ * and closes (guest->host); udp 9 counts datagrams, printed as "bench-udp N"
+ * once a second. One connection per port at a time (the client runs one
+ * transfer at a time); a second is refused.
+ */
+struct bench_srv {
+	struct conn c;
+	bool busy, source;
+	uint64_t bytes;                 /* what a source connection sends */
+};
+
+static struct bench_srv sink, source = { .source = true };
+static uint64_t udp_datagrams;
+
+static err_t bench_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	struct bench_srv *b = arg;
+
+	if (err != ERR_OK || !pcb || !b)
+		return ERR_VAL;
+	if (b->busy) {
+		tcp_abort(pcb);
+		return ERR_ABRT;
+	}
+	memset(&b->c, 0, sizeof(b->c));
+	b->busy = true;
+	conn_attach(&b->c, pcb);
+	b->c.connected = true;
+	if (b->source) {
+		b->c.tx_zero = true;
+		b->c.tx_total = b->bytes;
+		conn_push(&b->c);
+	}
+	return ERR_OK;
+}
+
+static void bench_listen(struct bench_srv *b, u16_t port)
+{
+	struct tcp_pcb *l = tcp_new(), *lp;
+
+	if (!l || tcp_bind(l, IP4_ADDR_ANY, port) != ERR_OK || !(lp = tcp_listen(l)))
+		fail("bench: cannot listen on port %u", port);
+	/* A listener's arg is handed to its accept callback. */
+	tcp_arg(lp, b);
+	tcp_accept(lp, bench_accept);
+}
+
+static void bench_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
+{
+	(void)arg;
+	(void)pcb;
+	(void)addr;
+	(void)port;
+	udp_datagrams++;
+	pbuf_free(p);
+}
+
+/* A finished connection gives its port back: the sink's after the sender's FIN, the source's once all is acked. */
+static void bench_reap(struct bench_srv *b)
+{
+	struct conn *c = &b->c;
+
+	if (!b->busy)
+		return;
+	if (b->source ? !(c->failed || c->remote_closed || c->tx_acked == c->tx_total) : !(c->failed || c->remote_closed))
+		return;
+	printf("bench: %s connection done: %lu bytes in, %lu acked out%s\n", b->source ? "tcp 5002" : "tcp 5001",
+	       c->rx_bytes, c->tx_acked, c->failed ? " (reset)" : "");
+	conn_close(c);
+	b->busy = false;
+}
+
+/* Serve for `seconds` of lwIP's clock (the TSC: no RTC reads, whose port exits would be in the figures). */
+static void bench_run(void)
+{
+	uint32_t seconds = (uint32_t)cmdline_uint("seconds", 3600), t0, last, now;
+	struct udp_pcb *u = udp_new();
+
+	source.bytes = cmdline_uint("bytes", 268435456);
+	bench_listen(&sink, 5001);
+	bench_listen(&source, 5002);
+	if (!u || udp_bind(u, IP4_ADDR_ANY, 9) != ERR_OK)
+		fail("bench: cannot bind udp 9");
+	udp_recv(u, bench_udp_recv, NULL);
+	printf("bench: addr=%s\n", ip4addr_ntoa(netif_ip4_addr(&nif)));
+	printf("bench-ready\n");
+	t0 = last = sys_now();
+	for (;;) {   /* bounded: ends after `seconds` */
+		port_poll(&nif);
+		bench_reap(&sink);
+		bench_reap(&source);
+		now = sys_now();
+		if (now - last >= 1000) {
+			last = now;
+			printf("bench-udp %lu\n", udp_datagrams);
+		}
+		if (now - t0 >= seconds * 1000u)
+			break;
+	}
+	printf("bench: %lu udp datagrams, %lu rx headers with num_buffers 0\n", udp_datagrams, vnet.rx_num_buffers_0);
+}
+
 /* An IPv4 address from the command line, or fail. */
 static void cmdline_ip(const char *key, ip4_addr_t *ip)
 {
@@ -477,13 +588,13 @@ static void cmdline_ip(const char *key, ip4_addr_t *ip)
 void guest_main(void)
 {
 	ip4_addr_t ip, mask, gw, peer;
-	char mode[8];
+	char mode[8], addr[32];
 	const char *why;
 
 	if (!cmdline_str("mode", mode, sizeof(mode)))
 		fail("no mode= on the command line");
 	port_clock_init();
-	if (!strncmp(mode, "tap", sizeof(mode))) {
+	if (!strncmp(mode, "tap", sizeof(mode)) || (!strncmp(mode, "bench", sizeof(mode)) && cmdline_str("ip", addr, sizeof(addr)))) {
 		cmdline_ip("ip", &ip);
 		cmdline_ip("mask", &mask);
 		cmdline_ip("gw", &gw);
@@ -508,6 +619,12 @@ void guest_main(void)
 		cmdline_ip("peer", &peer);
 		download(&peer, (unsigned)cmdline_uint("dport", 5001), cmdline_uint("bytes", 0));
 		upload(&peer, (unsigned)cmdline_uint("uport", 5002), cmdline_uint("bytes", 0));
+	} else if (!strncmp(mode, "bench", sizeof(mode))) {
+		/* The bench compares kiln with QEMU 7.2, whose rx headers have num_buffers 0. */
+		vnet.allow_num_buffers_0 = true;
+		if (ip4_addr_isany_val(ip))
+			dhcp_lease();
+		bench_run();
 	} else {
 		fail("unknown mode=%s", mode);
 	}
