@@ -220,19 +220,25 @@ int vq_pop(struct vq *q, struct vq_chain *c)
 	 * Read avail->idx before reading the ring entries and descriptors it
 	 * covers (acquire). Pairs with the driver's barrier before its idx
 	 * update (§2.7.13.3.1), so the head and chain we read are the ones the
-	 * driver finished writing.
+	 * driver finished writing. Only when the slots seen last time are used
+	 * up: the driver writes that word on every publish, and reading it per
+	 * chain pulls its cache line across cores each time (QEMU keeps a
+	 * shadow index too).
 	 */
-	avail_idx = le16toh(__atomic_load_n(&q->avail_ring->idx, __ATOMIC_ACQUIRE));
-	pending = (uint16_t)(avail_idx - q->last_avail);
-	if (pending == 0)
-		return -EAGAIN;
-	/*
-	 * At most size chains can be outstanding (§2.7.13: the ring is as big
-	 * as the table). More means the driver lied, or moved idx backwards,
-	 * which §2.7.6.1 forbids.
-	 */
-	if (pending > q->size)
-		return vq_fail(q, VQ_FAULT_AVAIL_JUMP);
+	if (q->shadow_avail == q->last_avail) {
+		avail_idx = le16toh(__atomic_load_n(&q->avail_ring->idx, __ATOMIC_ACQUIRE));
+		pending = (uint16_t)(avail_idx - q->last_avail);
+		if (pending == 0)
+			return -EAGAIN;
+		/*
+		 * At most size chains can be outstanding (§2.7.13: the ring is
+		 * as big as the table). More means the driver lied, or moved idx
+		 * backwards, which §2.7.6.1 forbids.
+		 */
+		if (pending > q->size)
+			return vq_fail(q, VQ_FAULT_AVAIL_JUMP);
+		q->shadow_avail = avail_idx;
+	}
 	/* size is a power of two: the mask keeps the slot inside the checked ring. */
 	head = le16toh(__atomic_load_n(&q->avail_ring->ring[q->last_avail & (q->size - 1)],
 				       __ATOMIC_RELAXED));
@@ -370,6 +376,8 @@ bool vq_avail_pending(const struct vq *q)
 {
 	if (!q->ready || q->needs_reset)
 		return false;
+	if (q->shadow_avail != q->last_avail)
+		return true;
 	/* Acquire, as vq_pop's: a caller that sees new work goes on to read the chains. */
 	return le16toh(__atomic_load_n(&q->avail_ring->idx, __ATOMIC_ACQUIRE)) != q->last_avail;
 }

@@ -66,6 +66,7 @@ struct vq {
 	struct vring_used *used_ring;
 
 	uint16_t last_avail;        /* next available-ring slot the device will take */
+	uint16_t shadow_avail;      /* avail->idx as last read: slots before it are published (checked) */
 	uint16_t used_idx;          /* the device's own copy of used->idx */
 	uint16_t signalled_used;    /* used_idx when vq_should_notify last ran */
 
