@@ -45,11 +45,14 @@ const char cli_usage[] =
 "                       DNS at 10.0.2.3; hostfwd forwards a host port (HOSTIP default\n"
 "                       127.0.0.1) to the guest; restrict=on: no connection leaves the\n"
 "                       guest except through hostfwd\n"
-"  --net tap=NAME[,queues=N][,mac=MAC]\n"
+"  --net tap=NAME[,queues=N][,mac=MAC][,txdelay=US]\n"
 "                       virtio-net on an existing tap device (ip tuntap add NAME mode\n"
 "                       tap [multi_queue]) with checksum/TSO offloads; queues: 1..7\n"
-"                       queue pairs (multiqueue tap). --net tapfd=FD: a tap fd kiln\n"
-"                       inherits (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR). --net repeats (4)\n"
+"                       queue pairs (multiqueue tap); txdelay: after sending frames,\n"
+"                       look for the guest's next ones this much later, its kicks off\n"
+"                       meanwhile (default 25, 0..1000; 0: at once). --net tapfd=FD:\n"
+"                       a tap fd kiln inherits (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR), also\n"
+"                       with mac= and txdelay=. --net repeats (4)\n"
 "  --metadata FILE      serve FILE (a JSON object) at http://169.254.169.254/ on every\n"
 "                       --net: Firecracker MMDS paths, the EC2 layout (/latest/meta-data/)\n"
 "                       and the OpenStack layout (/openstack/latest/meta_data.json); with\n"
@@ -95,6 +98,7 @@ const char cli_usage[] =
 "  3  host setup failed (/dev/kvm, memory)\n";
 
 _Static_assert(IOLOOP_MAX_POLL_US == 1000, "--help states --io-poll's cap");
+_Static_assert(NET_TX_DELAY_US == 25 && NET_TX_DELAY_MAX_US == 1000, "--help states txdelay's default and cap");
 
 int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -286,6 +290,14 @@ int cli_parse_net(char *arg, struct net_config *n, char *msg, size_t msglen)
 				return -1;
 			}
 			n->queues = (unsigned)v;
+		} else if (!strncmp(tok, "txdelay=", 8) && n->kind != NET_USER) {
+			if (cli_parse_uint(tok + 8, 0, NET_TX_DELAY_MAX_US, &v)) {
+				snprintf(msg, msglen, "--net txdelay '%s': expected microseconds from 0 to %d", tok + 8,
+					 NET_TX_DELAY_MAX_US);
+				return -1;
+			}
+			n->tx_delay_set = true;
+			n->tx_delay_us = (unsigned)v;
 		} else if (!strncmp(tok, "hostfwd=", 8) && n->kind == NET_USER) {
 			if (n->nfwd == NET_MAX_HOSTFWD) {
 				snprintf(msg, msglen, "--net: at most %d hostfwd", NET_MAX_HOSTFWD);
@@ -300,7 +312,7 @@ int cli_parse_net(char *arg, struct net_config *n, char *msg, size_t msglen)
 			n->restrict_ = !strcmp(tok, "restrict=on");
 		} else {
 			snprintf(msg, msglen, "--net: unknown or misplaced part '%s' (user takes hostfwd=, restrict=, mac=; "
-				 "tap= takes queues=, mac=; tapfd= takes mac=)", tok);
+				 "tap= takes queues=, mac=, txdelay=; tapfd= takes mac=, txdelay=)", tok);
 			return -1;
 		}
 	}

@@ -91,6 +91,18 @@ out:
 	return ret;
 }
 
+int ioloop_mod(struct ioloop *l, int fd, uint32_t events)
+{
+	for (unsigned i = 0; i < IOLOOP_MAX_FDS; i++) {
+		if (l->entries[i].fd == fd) {
+			struct epoll_event ev = { .events = events, .data.u64 = (uint64_t)i };
+
+			return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+		}
+	}
+	return -ENOENT;
+}
+
 void ioloop_del(struct ioloop *l, int fd)
 {
 	pthread_mutex_lock(&l->lock);

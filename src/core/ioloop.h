@@ -92,6 +92,12 @@ void ioloop_del(struct ioloop *l, int fd);
  * starts. 0, -EINVAL, -EEXIST (opaque already has one) or -ENOSPC.
  */
 int __must_check ioloop_add_poller(struct ioloop *l, ioloop_poll_fn poll, ioloop_poll_fn arm, void *opaque);
+/*
+ * Change what fd is watched for (0: nothing for now; it stays registered).
+ * Only from the loop's own handlers and pollers, which run with the loop's
+ * lock held. 0, -ENOENT if fd is not registered, or epoll's -errno.
+ */
+int __must_check ioloop_mod(struct ioloop *l, int fd, uint32_t events);
 /* Drop opaque's poller; after return it is not running and will not run. Same lock rule as ioloop_del. */
 void ioloop_del_poller(struct ioloop *l, void *opaque);
 /* The poll window in microseconds (0 off, capped at IOLOOP_MAX_POLL_US); takes effect at the next window. */

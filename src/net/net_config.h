@@ -9,6 +9,8 @@
 #define VM_MAX_NETS 4
 #define NET_MAX_PAIRS 7          /* 2 * 7 + 1 control queue fit VIRTIO_MAX_QUEUES (16) */
 #define NET_MAX_HOSTFWD 16
+#define NET_TX_DELAY_US 25       /* txdelay='s default (see tx_kick in src/virtio/net.c) */
+#define NET_TX_DELAY_MAX_US 1000
 
 enum net_kind { NET_USER, NET_TAP, NET_TAPFD };
 
@@ -30,6 +32,8 @@ struct net_config {
 	bool mac_set;                /* else 52:54:00:12:34:56 + index */
 	bool restrict_;              /* user: restrict=on, no connections out of the guest */
 	bool no_mmds;                /* no metadata service on this NIC (an API interface not in mmds-config) */
+	bool tx_delay_set;           /* txdelay=US given; else NET_TX_DELAY_US */
+	unsigned tx_delay_us;
 	struct net_hostfwd fwd[NET_MAX_HOSTFWD];
 	unsigned nfwd;
 };

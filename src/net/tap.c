@@ -32,7 +32,11 @@
  * reservation goes on into more guest buffers from the bounce buffer. When
  * the guest has no buffers nothing is read (the kernel queues, then drops,
  * as a NIC would) until it adds some (rx_resume); a packet read in part
- * when they ran out waits whole in the bounce buffer.
+ * when they ran out waits whole in the bounce buffer. Meanwhile the fd is
+ * not watched (muted): every packet the kernel queued would wake the I/O
+ * thread for nothing, and under a flood that the guest cannot keep up with
+ * those wakeups took the host CPU the sender and the guest needed (QEMU
+ * stops reading its tap the same way while the guest has no room).
  */
 
 struct tap_queue {
@@ -42,6 +46,8 @@ struct tap_queue {
 	bool attached;
 	int retry_efd;          /* signalled when a drain stopped on its budget with input left */
 	bool pending;           /* buf holds a packet the guest had no room for */
+	bool starved;           /* the last drain stopped for want of guest buffers */
+	bool muted;             /* fd not watched until the guest adds buffers (rx_resume) */
 	size_t pending_len;
 	size_t last_len;        /* of the last packet read: the size of the next reservation */
 	uint8_t buf[VNET_HDR_LEN + NET_MAX_FRAME];
@@ -54,6 +60,7 @@ struct tap {
 	unsigned nq;
 	struct tap_queue *q[NET_MAX_PAIRS];
 	uint64_t rx_errors, tx_errors;
+	uint64_t mutes;         /* times the fd was muted for want of guest buffers */
 };
 
 static struct tap *T(struct net_backend *be)
@@ -84,6 +91,7 @@ static int tap_rx_one(struct tap_queue *tq, unsigned *delivered)
 		/* No buffer at all: leave the packets in the kernel; the guest's kick brings us back. */
 		net_rx_cancel(nd);
 		nd->stats.rx_no_buffers++;
+		tq->starved = true;
 		return RX_STOP;
 	}
 	if (r < 0) {
@@ -122,6 +130,7 @@ static int tap_rx_one(struct tap_queue *tq, unsigned *delivered)
 				tq->pending = true;
 				tq->pending_len = (size_t)n;
 				nd->stats.rx_no_buffers++;
+				tq->starved = true;
 			} else {
 				nd->stats.rx_dropped++;
 			}
@@ -135,6 +144,24 @@ static int tap_rx_one(struct tap_queue *tq, unsigned *delivered)
 	return RX_DONE;
 }
 
+/*
+ * Watch the fd, or stop watching it while the guest has no buffers. A mute
+ * that fails leaves the fd watched (spare wakeups, nothing lost); an unmute
+ * that fails is retried by the next drain. Called on the I/O thread.
+ */
+static void tap_watch(struct tap_queue *tq, bool on)
+{
+	if (on == !tq->muted)
+		return;
+	if (ioloop_mod(&tq->t->vm->io, tq->fd, on ? EPOLLIN | EPOLLET : 0) < 0) {
+		tq->t->rx_errors++;
+		return;
+	}
+	tq->muted = !on;
+	if (!on)
+		tq->t->mutes++;
+}
+
 /* Read and deliver until the tap is empty, the guest has no buffer, or a budget is spent. d->lock held. */
 static void tap_rx_drain(struct tap_queue *tq)
 {
@@ -142,6 +169,7 @@ static void tap_rx_drain(struct tap_queue *tq)
 	unsigned delivered = 0, signalled = 0, budget;
 	bool budget_spent = false;
 
+	tq->starved = false;
 	for (budget = 0;; budget++) {
 		/*
 		 * The first packet of a drain interrupts at once (if the driver
@@ -165,6 +193,7 @@ static void tap_rx_drain(struct tap_queue *tq)
 
 			if (r == -EAGAIN) {
 				nd->stats.rx_no_buffers++;
+				tq->starved = true;
 				break; /* keep it; rx_resume retries */
 			}
 			tq->pending = false;
@@ -181,6 +210,7 @@ static void tap_rx_drain(struct tap_queue *tq)
 	}
 	if (delivered > signalled)
 		net_rx_done(nd, tq->pair);
+	tap_watch(tq, !tq->starved);
 	if (budget_spent) {
 		/* Input may be left and an edge-triggered fd will not fire for it: come back on the next turn. */
 		uint64_t one = 1;
@@ -298,8 +328,8 @@ static void tap_print_stats(struct net_backend *be, int fd)
 {
 	struct tap *t = T(be);
 
-	dprintf(fd, "  tap %s: queues=%u rx_errors=%llu tx_errors=%llu\n", t->ifname, t->nq,
-		(unsigned long long)t->rx_errors, (unsigned long long)t->tx_errors);
+	dprintf(fd, "  tap %s: queues=%u rx_errors=%llu tx_errors=%llu muted=%llu\n", t->ifname, t->nq,
+		(unsigned long long)t->rx_errors, (unsigned long long)t->tx_errors, (unsigned long long)t->mutes);
 }
 
 static const struct net_backend_ops tap_ops = {

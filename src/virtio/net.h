@@ -95,7 +95,8 @@ struct net_backend {
 struct net_stats {
 	uint64_t tx_frames, tx_bytes, tx_dropped, tx_mds;
 	uint64_t tx_deferred;       /* tx passes that left kicks off for the backend's resume */
-	uint64_t tx_requeued;       /* tx passes that left kicks off for a look on the next loop turn */
+	uint64_t tx_requeued;       /* tx passes that left kicks off for another look (next turn, or after txdelay) */
+	uint64_t tx_timer_fires;    /* looks the txdelay timer brought */
 	uint64_t rx_frames, rx_bytes, rx_dropped, rx_no_buffers;
 	uint64_t ctrl_cmds, ctrl_errs;
 };
@@ -115,6 +116,11 @@ struct net_dev {
 	bool rx_unsignalled;         /* net_inject delivered; net_inject_flush raises the interrupt */
 	bool rx_turn_signalled;      /* this turn's first frame has raised its interrupt */
 	_Atomic bool tx_blocked[NET_MAX_PAIRS];  /* a backend said -EAGAIN */
+	/* txdelay (tx_kick): the timer for the next look at the transmit queues flagged in tx_delayed. */
+	unsigned tx_delay_us;        /* 0: look again on the loop's next turn */
+	int tx_timer_fd;
+	bool tx_timer_armed;
+	bool tx_delayed[NET_MAX_PAIRS];
 	/*
 	 * The rx chains popped for the packet being received (one at a time,
 	 * d->lock held): net_rx_reserve fills it, net_rx_commit or
@@ -144,6 +150,13 @@ struct net_dev {
  */
 int __must_check net_dev_create(struct vm *vm, const struct net_config *cfg, unsigned index, struct net_backend *be,
 				struct net_backend *mds, uint32_t mds_ip, uint32_t mds_alt_ip, struct net_dev **out);
+
+/*
+ * The txdelay timer fired (the I/O thread calls this; tests call it
+ * directly): the transmit queues waiting for it get their look, through a
+ * kick on their eventfd.
+ */
+void net_tx_timer(struct net_dev *nd);
 
 /*
  * Hand a received packet to the guest on rx pair `pair`: pkt is the 12-byte

@@ -1,6 +1,7 @@
 /* Unit tests for virtio-net: tx/rx/control chains (well-formed and hostile), mergeable rx buffers, backpressure, the metadata split, frame helpers. */
 #include <endian.h>
 #include <errno.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -156,18 +157,23 @@ static bool broken(struct t *t)
 
 #define F(x) (1ull << (x))
 
-static struct t *bring_up_poll(uint64_t features, unsigned be_pairs, bool with_mds, unsigned poll_us);
+static struct t *bring_up_poll(uint64_t features, unsigned be_pairs, bool with_mds, unsigned poll_us, int tx_delay);
 
 static struct t *bring_up(uint64_t features, unsigned be_pairs, bool with_mds)
 {
-	return bring_up_poll(features, be_pairs, with_mds, 0);
+	return bring_up_poll(features, be_pairs, with_mds, 0, 0);
 }
 
-/* As bring_up, with the I/O loop's --io-poll window set before the device exists (so it registers a poller). */
-static struct t *bring_up_poll(uint64_t features, unsigned be_pairs, bool with_mds, unsigned poll_us)
+/*
+ * As bring_up, with the I/O loop's --io-poll window set before the device
+ * exists (so it registers a poller), and txdelay (-1: the default; bring_up
+ * uses 0, a look on the loop's next turn, which the tests see as a kick).
+ */
+static struct t *bring_up_poll(uint64_t features, unsigned be_pairs, bool with_mds, unsigned poll_us, int tx_delay)
 {
 	struct t *t = calloc(1, sizeof(*t));
-	struct net_config cfg = { .kind = NET_USER, .queues = 1 };
+	struct net_config cfg = { .kind = NET_USER, .queues = 1, .tx_delay_set = tx_delay >= 0,
+				  .tx_delay_us = tx_delay >= 0 ? (unsigned)tx_delay : 0 };
 	struct virtio_dev *d;
 	uint32_t mip, malt;
 
@@ -198,6 +204,13 @@ static struct t *bring_up_poll(uint64_t features, unsigned be_pairs, bool with_m
 				       VIRTIO_STATUS_DRIVER_OK);
 	assert_false(broken(t));
 	pthread_mutex_unlock(&d->lock);
+	/* DRIVER_OK kicked every queue once (work queued before it); the tests count kicks from here. */
+	for (unsigned q = 0; q < d->nqueues; q++) {
+		uint64_t n;
+
+		if (d->kick_fd[q] >= 0 && read(d->kick_fd[q], &n, sizeof(n)) < 0)
+			assert_int_equal(errno, EAGAIN);
+	}
 	return t;
 }
 
@@ -859,6 +872,52 @@ static void test_tx_requeue(void **state)
 	tear_down(t);
 }
 
+/*
+ * txdelay (the default, 25 us): after a pass that sent frames the queue
+ * looks again when the timer fires, kicks still off all the while; frames
+ * the guest adds meanwhile go on that look without an exit.
+ */
+static void test_tx_delay(void **state)
+{
+	struct t *t = bring_up_poll(BASE_F | F(VIRTIO_RING_F_EVENT_IDX), 1, false, 0, -1);
+	struct pollfd timer = { .fd = t->nd->tx_timer_fd, .events = POLLIN };
+	uint64_t n;
+	gpa_t g[2] = { put_frame(t, 60, 1), put_frame(t, 60, 2) };
+	struct b b0[1] = { { g[0], VNET_HDR_LEN + 60, false } }, b1[1] = { { g[1], VNET_HDR_LEN + 60, false } };
+
+	assert_int_equal(t->nd->tx_delay_us, NET_TX_DELAY_US);
+	assert_true(timer.fd >= 0);
+	add_chain(t, 1, b0, 1);
+	kick(t, 1);
+	assert_int_equal(t->be.frames, 1);
+	assert_int_equal(t->nd->stats.tx_requeued, 1);
+	/* No look on the next turn: the timer owns it. */
+	assert_int_equal(read(t->nd->vdev.kick_fd[1], &n, sizeof(n)), -1);
+	/* The guest's next frame needs no kick (avail 1 -> 2 does not pass avail_event). */
+	add_chain(t, 1, b1, 1);
+	assert_false(vq_need_event(avail_event(t, 1), 2, 1));
+	/* The timer fires (within a second even on a loaded host) and its look is a kick on the queue's eventfd. */
+	assert_int_equal(poll(&timer, 1, 1000), 1);
+	net_tx_timer(t->nd);
+	assert_int_equal(read(t->nd->vdev.kick_fd[1], &n, sizeof(n)), (ssize_t)sizeof(n));
+	kick(t, 1);
+	assert_int_equal(t->be.frames, 2);
+	assert_int_equal(t->be.last[VNET_HDR_LEN + 59], 2);
+	assert_int_equal(t->nd->stats.tx_requeued, 2);
+	/* The next look finds nothing: kicks back on (avail_event = the next entry). */
+	assert_int_equal(poll(&timer, 1, 1000), 1);
+	net_tx_timer(t->nd);
+	assert_int_equal(read(t->nd->vdev.kick_fd[1], &n, sizeof(n)), (ssize_t)sizeof(n));
+	kick(t, 1);
+	assert_int_equal(t->be.frames, 2);
+	assert_int_equal(t->nd->stats.tx_timer_fires, 2);
+	assert_int_equal(avail_event(t, 1), 2);
+	assert_true(vq_need_event(avail_event(t, 1), 3, 2));
+	/* Nothing more was asked of the timer. */
+	assert_int_equal(poll(&timer, 1, 50), 0);
+	tear_down(t);
+}
+
 /* ---- --io-poll ---- */
 
 /* Which queues the I/O thread may poll: transmit queues of pairs in use, not rx, not control, not blocked tx. */
@@ -882,7 +941,7 @@ static void test_poll_queues(void **state)
 /* A transmit queue served by the poller: no kick, and the driver is told not to send one. */
 static void test_poll_tx(void **state)
 {
-	struct t *t = bring_up_poll(BASE_F | F(VIRTIO_RING_F_EVENT_IDX), 1, false, 50);
+	struct t *t = bring_up_poll(BASE_F | F(VIRTIO_RING_F_EVENT_IDX), 1, false, 50, 0);
 	struct virtio_dev *d = &t->nd->vdev;
 	const struct ioloop_poller *p = NULL;
 	gpa_t g;
@@ -1067,6 +1126,7 @@ int main(void)
 		cmocka_unit_test(test_multiqueue),
 		cmocka_unit_test(test_offload_features),
 		cmocka_unit_test(test_tx_requeue),
+		cmocka_unit_test(test_tx_delay),
 		cmocka_unit_test(test_tx_deferred),
 		cmocka_unit_test(test_event_idx_rearm),
 		cmocka_unit_test(test_poll_queues),

@@ -66,6 +66,13 @@ static void test_net_tap(void **state)
 	assert_int_equal(net("tapfd=5", &n), 0);
 	assert_int_equal(n.kind, NET_TAPFD);
 	assert_int_equal(n.fd, 5);
+	/* txdelay: unset (the device's default) unless given; 0 and the cap are accepted. */
+	assert_false(n.tx_delay_set);
+	assert_int_equal(net("tap=t0,txdelay=0", &n), 0);
+	assert_true(n.tx_delay_set);
+	assert_int_equal(n.tx_delay_us, 0);
+	assert_int_equal(net("tapfd=5,txdelay=1000", &n), 0);
+	assert_int_equal(n.tx_delay_us, 1000);
 }
 
 static void test_net_bad(void **state)
@@ -73,6 +80,7 @@ static void test_net_bad(void **state)
 	static const char *bad[] = {
 		"", "bridge", "tap=", "tap=t,queues=0", "tap=t,queues=8", "tap=t,queues=x", "tapfd=-1", "tapfd=",
 		"user,queues=2",                    /* queues is a tap thing */
+		"user,txdelay=10", "tap=t,txdelay=1001", "tap=t,txdelay=-1", "tap=t,txdelay=", /* txdelay: tap only, 0..1000 */
 		"tap=t,hostfwd=tcp::1-:2",           /* hostfwd is a user thing */
 		"tap=t,restrict=on", "user,restrict=maybe", "user,mac=01:00:00:00:00:01", /* multicast MAC */
 		"user,mac=52:54:00:12:34", "user,mac=52:54:00:12:34:567", "user,hostfwd=sctp::1-:2",
