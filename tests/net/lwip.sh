@@ -20,7 +20,12 @@
 #                   kvm_pvm) over --net user: 1 MiB to it and from it through
 #                   hostfwd with bench/net_client.py, a short UDP flood; the
 #                   guest's counts must match (the bench must not rot unseen)
-# Environment: KILN_LWIP_CASES="user wrong-key bench tap" (which to run), KILN_LWIP_BYTES (default 4194304), KILN_REQUIRE_KVM=1 (no KVM
+#   lwip/bench-tap  the bench mode over TAP, the guest told to stop polling
+#                   for 400 ms at the first datagram of a flood: its ring
+#                   fills, kiln must stop watching the tap (--stats muted=)
+#                   and take it up again when the guest kicks, so TCP both
+#                   ways works afterwards
+# Environment: KILN_LWIP_CASES="user wrong-key bench tap bench-tap" (which to run), KILN_LWIP_BYTES (default 4194304), KILN_REQUIRE_KVM=1 (no KVM
 # is a failure, not a skip). A missing net_lwip.elf is always a failure.
 # Last line: "lwip: N passed, M failed[, K skipped] (S s)".
 set -uo pipefail
@@ -34,7 +39,7 @@ KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
 ELF=$ROOT/tests/guests/build/net_lwip.elf
 BYTES=${KILN_LWIP_BYTES:-4194304}
 T=${KILN_LWIP_TIMEOUT:-120}
-CASES=" ${KILN_LWIP_CASES:-user wrong-key bench tap} "
+CASES=" ${KILN_LWIP_CASES:-user wrong-key bench tap bench-tap} "
 want() { [[ $CASES == *" $1 "* ]]; }
 pass=0 fail=0 skip=0
 ok() { pass=$((pass + 1)); echo "PASS lwip/$1${2:+ ($2)}"; }
@@ -56,7 +61,7 @@ if ! { [ -c /dev/kvm ] && (exec 3<>/dev/kvm) 2>/dev/null; }; then
 		ko kvm "/dev/kvm not available and KILN_REQUIRE_KVM=1"
 	else
 		echo "lwip: SKIPPED — /dev/kvm not available"
-		skip=4
+		skip=5
 	fi
 	finish
 fi
@@ -188,8 +193,8 @@ n=$(grep -a '^bench: [0-9]* udp datagrams' "$W/bench.con.clean" | cut -d' ' -f2)
 if [ -z "$why" ]; then ok bench "$n datagrams counted"; else ko bench "$why"; fi
 fi
 
-# ---- lwip/tap ----
-want tap || finish
+# ---- lwip/tap and lwip/bench-tap: a tap in a namespace ----
+want tap || want bench-tap || finish
 why=
 modprobe tun 2>/dev/null
 [ -e /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; } 2>/dev/null
@@ -198,6 +203,7 @@ if ! { ip netns add "$NS" && ip -n "$NS" link set lo up && ip -n "$NS" tuntap ad
 	ko tap "cannot make a namespace with a tap: $(head -n 1 "$W/netns.log")"
 	finish
 fi
+if want tap; then
 head -c "$BYTES" /dev/urandom >"$W/down.bin"
 # run_tap: the peer, then kiln and the guest; the verdict in v, the peer's exit in prc.
 run_tap() {
@@ -254,5 +260,33 @@ if [ -z "$why" ]; then
 	ok tap "$BYTES bytes each way; $(grep -a '^lwip: \(download\|upload\)' "$W/tap.con.clean" | sed 's/.*(\(.*\))/\1/' | tr '\n' ' ')"
 else
 	ko tap "$why"
+fi
+fi
+
+# ---- lwip/bench-tap: a guest too busy for its NIC; kiln stops reading the tap, then reads it again ----
+if want bench-tap; then
+MIB=1048576
+WRAP=(ip netns exec "$NS")
+start_kiln bench-tap "mode=bench ip=192.168.77.2 mask=255.255.255.0 gw=192.168.77.1 bytes=$MIB seconds=8 stall_ms=400" \
+	--net tap=kt0
+why=
+if wait_line bench-tap "bench-ready"; then
+	CLIENT=("${WRAP[@]}" timeout 30 python3 "$ROOT/bench/net_client.py")
+	# The guest stops polling for 400 ms at the first datagram: the rest fill its ring, and the tap's queue.
+	"${CLIENT[@]}" udp-flood 192.168.77.2 9 0.3 18 >/dev/null 2>&1
+	"${CLIENT[@]}" tcp-send 192.168.77.2 5001 "$MIB" >"$W/bench-tap.send" 2>&1 ||
+		why="tcp-send after the stall: $(tail -n 1 "$W/bench-tap.send")"
+	got=$("${CLIENT[@]}" tcp-recv 192.168.77.2 5002 2>&1)
+	[ -z "$why" ] && [ "${got#* }" != "$MIB" ] && why="tcp-recv after the stall got \"$got\", want $MIB bytes"
+fi
+wait_kiln
+v=$(verdict bench-tap)
+why=${v:-$why}
+[ -z "$why" ] && why=$(need bench-tap "bench: stalling 400 ms")
+[ -z "$why" ] && why=$(need bench-tap "bench: tcp 5001 connection done: $MIB bytes in, 0 acked out")
+[ -z "$why" ] && why=$(need bench-tap "bench: tcp 5002 connection done: 0 bytes in, $MIB acked out")
+muted=$(grep -o 'muted=[0-9]*' "$W/bench-tap.log" | cut -d= -f2)
+[ -z "$why" ] && { [ "${muted:-0}" -gt 0 ] || why="kiln never stopped reading the full guest's tap (muted=\"$muted\")"; }
+if [ -z "$why" ]; then ok bench-tap "tap muted $muted time(s), transfers whole after"; else ko bench-tap "$why"; fi
 fi
 finish

@@ -16,7 +16,8 @@
  *   mdsver=1|2           kiln's --metadata-version
  *   listen=PORT          user: serve one line on PORT (the host reaches it through hostfwd)
  *   peer=A.B.C.D dport= uport= bytes=   tap: download from peer:dport, upload `bytes` to peer:uport
- *   mode=bench [ip= mask= gw=] bytes= seconds=   bench/net-throughput.sh's servers (see bench_run)
+ *   mode=bench [ip= mask= gw=] bytes= seconds= [stall_ms=]   bench/net-throughput.sh's servers (see bench_run);
+ *                        stall_ms: stop polling that long at the first datagram (a guest too busy for its NIC)
  */
 #define MDS_ADDR    "169.254.169.254"
 #define KEY_COMMENT "lwip@kiln"
@@ -565,6 +566,7 @@ static void bench_reap(struct bench_srv *b)
 static void bench_run(void)
 {
 	uint32_t seconds = (uint32_t)cmdline_uint("seconds", 3600), t0, changed, now;
+	uint32_t stall_ms = (uint32_t)cmdline_uint("stall_ms", 0);
 	uint64_t seen = 0, shown = 0;
 	struct udp_pcb *u = udp_new();
 
@@ -586,6 +588,13 @@ static void bench_run(void)
 		if (udp_datagrams != seen) {
 			seen = udp_datagrams;
 			changed = now;
+			if (stall_ms) {
+				/* The device fills the rx ring and must wait for our buffers (tests/net/lwip.sh, bench-tap). */
+				printf("bench: stalling %u ms\n", stall_ms);
+				while (sys_now() - now < stall_ms)   /* bounded by stall_ms */
+					cpu_relax();
+				stall_ms = 0;
+			}
 		} else if (seen != shown && now - changed >= 500) {
 			/* Half a second without a datagram: the flood is over. */
 			shown = seen;
