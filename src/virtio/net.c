@@ -580,7 +580,7 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 		 * microseconds: with the look on the next turn, a TCP receiver's
 		 * ACKs cost a kick every second frame, and on kvm_pvm, where a kick
 		 * is an emulated MMIO write, that held host->guest TCP to about
-		 * QEMU's figure; with the delay it is ~1.3x QEMU's
+		 * QEMU's figure; with the delay it is ~1.2x QEMU's
 		 * (docs/benchmarks.md). A frame after a quiet spell still kicks
 		 * and goes at once: only frames that follow others within the
 		 * delay wait for it. txdelay=0 looks on the next loop turn.
@@ -818,7 +818,9 @@ int net_dev_create(struct vm *vm, const struct net_config *cfg, unsigned index, 
 		mds->nd = nd;
 	nd->max_pairs = MAX(1u, MIN(be->pairs, (unsigned)NET_MAX_PAIRS));
 	nd->tx_timer_fd = -1;
-	nd->tx_delay_us = MIN(cfg->tx_delay_set ? cfg->tx_delay_us : NET_TX_DELAY_US, NET_TX_DELAY_MAX_US);
+	/* libslirp defers every frame (NET_TX_DEFERRED): its resume is the next look, no timer needed. */
+	nd->tx_delay_us = MIN(cfg->tx_delay_set ? cfg->tx_delay_us : cfg->kind == NET_USER ? 0 : NET_TX_DELAY_US,
+			      NET_TX_DELAY_MAX_US);
 	nd->pairs = 1;
 	nd->ctrl_q = 2;
 	if (cfg->mac_set) {

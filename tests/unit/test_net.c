@@ -166,13 +166,14 @@ static struct t *bring_up(uint64_t features, unsigned be_pairs, bool with_mds)
 
 /*
  * As bring_up, with the I/O loop's --io-poll window set before the device
- * exists (so it registers a poller), and txdelay (-1: the default; bring_up
- * uses 0, a look on the loop's next turn, which the tests see as a kick).
+ * exists (so it registers a poller), and txdelay (-1: a tap's default; a
+ * user NIC has none. bring_up uses 0, a look on the loop's next turn, which
+ * the tests see as a kick).
  */
 static struct t *bring_up_poll(uint64_t features, unsigned be_pairs, bool with_mds, unsigned poll_us, int tx_delay)
 {
 	struct t *t = calloc(1, sizeof(*t));
-	struct net_config cfg = { .kind = NET_USER, .queues = 1, .tx_delay_set = tx_delay >= 0,
+	struct net_config cfg = { .kind = tx_delay < 0 ? NET_TAP : NET_USER, .queues = 1, .tx_delay_set = tx_delay >= 0,
 				  .tx_delay_us = tx_delay >= 0 ? (unsigned)tx_delay : 0 };
 	struct virtio_dev *d;
 	uint32_t mip, malt;
@@ -918,6 +919,22 @@ static void test_tx_delay(void **state)
 	tear_down(t);
 }
 
+/* A user-mode NIC has no txdelay timer: libslirp's resume is its next look. */
+static void test_tx_delay_user(void **state)
+{
+	struct t *t = calloc(1, sizeof(*t));
+	struct net_config cfg = { .kind = NET_USER, .queues = 1 };
+
+	assert_non_null(t);
+	stub_vm_init(&t->vm, RAM);
+	assert_int_equal(ioloop_init(&t->vm.io), 0);
+	t->be.be = (struct net_backend){ .ops = &fb_ops, .pairs = 1 };
+	assert_int_equal(net_dev_create(&t->vm, &cfg, 0, &t->be.be, NULL, 0, 0, &t->nd), 0);
+	assert_int_equal(t->nd->tx_delay_us, 0);
+	assert_int_equal(t->nd->tx_timer_fd, -1);
+	tear_down(t);
+}
+
 /* ---- --io-poll ---- */
 
 /* Which queues the I/O thread may poll: transmit queues of pairs in use, not rx, not control, not blocked tx. */
@@ -1127,6 +1144,7 @@ int main(void)
 		cmocka_unit_test(test_offload_features),
 		cmocka_unit_test(test_tx_requeue),
 		cmocka_unit_test(test_tx_delay),
+		cmocka_unit_test(test_tx_delay_user),
 		cmocka_unit_test(test_tx_deferred),
 		cmocka_unit_test(test_event_idx_rearm),
 		cmocka_unit_test(test_poll_queues),
