@@ -39,7 +39,7 @@ const char cli_usage[] =
 "                       the guest's queue notifications (VM exits) suppressed meanwhile;\n"
 "                       0 (default) sleeps until a kick. Costs host CPU while the guest\n"
 "                       does I/O\n"
-"  --net user[,hostfwd=tcp|udp:[HOSTIP]:HOSTPORT-[GUESTIP]:GUESTPORT]...[,restrict=on][,mac=MAC]\n"
+"  --net user[,hostfwd=tcp|udp:[HOSTIP]:HOSTPORT-[GUESTIP]:GUESTPORT]...[,restrict=on][,mac=MAC][,txdelay=US]\n"
 "                       virtio-net on user-mode networking (libslirp, no root): NAT to\n"
 "                       the host's network, DHCP (guest 10.0.2.15, gateway 10.0.2.2),\n"
 "                       DNS at 10.0.2.3; hostfwd forwards a host port (HOSTIP default\n"
@@ -48,11 +48,11 @@ const char cli_usage[] =
 "  --net tap=NAME[,queues=N][,mac=MAC][,txdelay=US]\n"
 "                       virtio-net on an existing tap device (ip tuntap add NAME mode\n"
 "                       tap [multi_queue]) with checksum/TSO offloads; queues: 1..7\n"
-"                       queue pairs (multiqueue tap); txdelay: after sending frames,\n"
-"                       look for the guest's next ones this much later, its kicks off\n"
-"                       meanwhile (default 25, 0..1000; 0: at once). --net tapfd=FD:\n"
-"                       a tap fd kiln inherits (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR), also\n"
-"                       with mac= and txdelay=. --net repeats (4)\n"
+"                       queue pairs (multiqueue tap). --net tapfd=FD: a tap fd kiln\n"
+"                       inherits (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR), with mac=, txdelay=.\n"
+"                       txdelay (any --net): once the guest's frames are sent, look for\n"
+"                       its next ones this much later, its kicks off meanwhile (default\n"
+"                       25, 0..1000; 0: at once). --net repeats (4)\n"
 "  --metadata FILE      serve FILE (a JSON object) at http://169.254.169.254/ on every\n"
 "                       --net: Firecracker MMDS paths, the EC2 layout (/latest/meta-data/)\n"
 "                       and the OpenStack layout (/openstack/latest/meta_data.json); with\n"
@@ -290,7 +290,7 @@ int cli_parse_net(char *arg, struct net_config *n, char *msg, size_t msglen)
 				return -1;
 			}
 			n->queues = (unsigned)v;
-		} else if (!strncmp(tok, "txdelay=", 8) && n->kind != NET_USER) {
+		} else if (!strncmp(tok, "txdelay=", 8)) {
 			if (cli_parse_uint(tok + 8, 0, NET_TX_DELAY_MAX_US, &v)) {
 				snprintf(msg, msglen, "--net txdelay '%s': expected microseconds from 0 to %d", tok + 8,
 					 NET_TX_DELAY_MAX_US);
@@ -311,8 +311,8 @@ int cli_parse_net(char *arg, struct net_config *n, char *msg, size_t msglen)
 		} else if ((!strcmp(tok, "restrict=on") || !strcmp(tok, "restrict=off")) && n->kind == NET_USER) {
 			n->restrict_ = !strcmp(tok, "restrict=on");
 		} else {
-			snprintf(msg, msglen, "--net: unknown or misplaced part '%s' (user takes hostfwd=, restrict=, mac=; "
-				 "tap= takes queues=, mac=, txdelay=; tapfd= takes mac=, txdelay=)", tok);
+			snprintf(msg, msglen, "--net: unknown or misplaced part '%s' (user takes hostfwd=, restrict=, mac=, "
+				 "txdelay=; tap= takes queues=, mac=, txdelay=; tapfd= takes mac=, txdelay=)", tok);
 			return -1;
 		}
 	}

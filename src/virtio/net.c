@@ -502,7 +502,7 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 	struct virtio_dev *d = &nd->vdev;
 	unsigned qi = 2 * pair + 1, done = 0;
 	struct vq *q = &d->vq[qi];
-	bool deferred = false;
+	bool deferred = false, data = false;
 
 	if (pair >= nd->pairs)
 		return;
@@ -524,6 +524,8 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 				virtio_fail(d, "tx buffer with device-writable parts");
 				return;
 			}
+			if (nd->chain.total_read > VNET_HDR_LEN + NET_TX_SMALL)
+				data = true;
 			r = tx_one(nd, pair);
 			if (r == NET_TX_DEFERRED)
 				deferred = true;
@@ -566,6 +568,7 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 		 * frames are still on their way.
 		 */
 		if (deferred) {
+			nd->tx_data[pair] = data;
 			nd->stats.tx_deferred++;
 			return;
 		}
@@ -583,11 +586,14 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 		 * QEMU's figure; with the delay it is ~1.2x QEMU's
 		 * (docs/benchmarks.md). A frame after a quiet spell still kicks
 		 * and goes at once: only frames that follow others within the
-		 * delay wait for it. txdelay=0 looks on the next loop turn.
+		 * delay wait for it. A pass that sent data (a frame over
+		 * NET_TX_SMALL) looks again at once: a stream the guest sends
+		 * keeps the queue busy anyway, and waiting would only add to its
+		 * round trip. txdelay=0 looks on the next loop turn.
 		 */
 		if (done && !d->polling[qi]) {
 			nd->stats.tx_requeued++;
-			if (!tx_look_later(nd, pair))
+			if (data || !tx_look_later(nd, pair))
 				virtio_kick(d, qi);
 			return;
 		}
@@ -604,12 +610,18 @@ void net_tx_resume(struct net_dev *nd, unsigned pair)
 	 * Kick whether or not tx_blocked is set yet: the backend may resume
 	 * between its -EAGAIN and tx_kick recording it, and a lost kick would
 	 * stall the queue (notifications are off while blocked). A spare kick
-	 * costs one empty pass.
+	 * costs one empty pass. The look comes txdelay later unless the pass
+	 * that deferred sent data (as in tx_kick): libslirp's turn follows the
+	 * guest's frames within microseconds, so with the look at once a
+	 * guest acking a stream kicked for every other ACK here too.
 	 */
 	if (pair >= NET_MAX_PAIRS)
 		return;
 	atomic_store(&nd->tx_blocked[pair], false);
-	virtio_kick(&nd->vdev, 2 * pair + 1);
+	pthread_mutex_lock(&nd->vdev.lock);
+	if (nd->tx_data[pair] || !tx_look_later(nd, pair))
+		virtio_kick(&nd->vdev, 2 * pair + 1);
+	pthread_mutex_unlock(&nd->vdev.lock);
 }
 
 /* ---- control queue ---- */
@@ -818,9 +830,7 @@ int net_dev_create(struct vm *vm, const struct net_config *cfg, unsigned index, 
 		mds->nd = nd;
 	nd->max_pairs = MAX(1u, MIN(be->pairs, (unsigned)NET_MAX_PAIRS));
 	nd->tx_timer_fd = -1;
-	/* libslirp defers every frame (NET_TX_DEFERRED): its resume is the next look, no timer needed. */
-	nd->tx_delay_us = MIN(cfg->tx_delay_set ? cfg->tx_delay_us : cfg->kind == NET_USER ? 0 : NET_TX_DELAY_US,
-			      NET_TX_DELAY_MAX_US);
+	nd->tx_delay_us = MIN(cfg->tx_delay_set ? cfg->tx_delay_us : NET_TX_DELAY_US, NET_TX_DELAY_MAX_US);
 	nd->pairs = 1;
 	nd->ctrl_q = 2;
 	if (cfg->mac_set) {

@@ -56,6 +56,7 @@
 #define NET_MTU 1500
 #define NET_RX_BACKLOG 256        /* frames injected by in-process stacks while the guest has no rx buffer */
 #define NET_RX_IOV_MAX 1024       /* guest buffers one received packet may span (readv's IOV_MAX) */
+#define NET_TX_SMALL 128          /* a tx frame up to this long (an ACK: 54-66) is not data, for txdelay */
 
 struct net_dev;
 struct net_backend;
@@ -121,6 +122,7 @@ struct net_dev {
 	int tx_timer_fd;
 	bool tx_timer_armed;
 	bool tx_delayed[NET_MAX_PAIRS];
+	bool tx_data[NET_MAX_PAIRS];     /* the pair's last pass sent a data frame: its next look is at once */
 	/*
 	 * The rx chains popped for the packet being received (one at a time,
 	 * d->lock held): net_rx_reserve fills it, net_rx_commit or

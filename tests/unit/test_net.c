@@ -919,19 +919,50 @@ static void test_tx_delay(void **state)
 	tear_down(t);
 }
 
-/* A user-mode NIC has no txdelay timer: libslirp's resume is its next look. */
-static void test_tx_delay_user(void **state)
+/* A pass that sent a data frame (over NET_TX_SMALL) looks again at once: a stream the guest sends is not held up. */
+static void test_tx_delay_data(void **state)
 {
-	struct t *t = calloc(1, sizeof(*t));
-	struct net_config cfg = { .kind = NET_USER, .queues = 1 };
+	struct t *t = bring_up_poll(BASE_F | F(VIRTIO_RING_F_EVENT_IDX), 1, false, 0, -1);
+	uint64_t n;
+	gpa_t g = put_frame(t, 1000, 4);
+	struct b b0[1] = { { g, VNET_HDR_LEN + 1000, false } };
 
-	assert_non_null(t);
-	stub_vm_init(&t->vm, RAM);
-	assert_int_equal(ioloop_init(&t->vm.io), 0);
-	t->be.be = (struct net_backend){ .ops = &fb_ops, .pairs = 1 };
-	assert_int_equal(net_dev_create(&t->vm, &cfg, 0, &t->be.be, NULL, 0, 0, &t->nd), 0);
-	assert_int_equal(t->nd->tx_delay_us, 0);
-	assert_int_equal(t->nd->tx_timer_fd, -1);
+	add_chain(t, 1, b0, 1);
+	kick(t, 1);
+	assert_int_equal(t->be.frames, 1);
+	assert_int_equal(t->nd->stats.tx_requeued, 1);
+	assert_int_equal(read(t->nd->vdev.kick_fd[1], &n, sizeof(n)), (ssize_t)sizeof(n));
+	assert_false(t->nd->tx_timer_armed);
+	tear_down(t);
+}
+
+/*
+ * A backend that defers (libslirp) resumes the queue through txdelay too:
+ * its resume arms the timer instead of kicking, and the timer's look is the
+ * kick; frames the guest adds meanwhile need none.
+ */
+static void test_tx_delay_deferred(void **state)
+{
+	struct t *t = bring_up_poll(BASE_F | F(VIRTIO_RING_F_EVENT_IDX), 1, false, 0, -1);
+	struct pollfd timer = { .fd = t->nd->tx_timer_fd, .events = POLLIN };
+	uint64_t n;
+	gpa_t g[2] = { put_frame(t, 60, 1), put_frame(t, 60, 2) };
+	struct b b0[1] = { { g[0], VNET_HDR_LEN + 60, false } }, b1[1] = { { g[1], VNET_HDR_LEN + 60, false } };
+
+	t->be.ret = NET_TX_DEFERRED;
+	add_chain(t, 1, b0, 1);
+	kick(t, 1);
+	assert_int_equal(t->be.frames, 1);
+	assert_int_equal(t->nd->stats.tx_deferred, 1);
+	net_tx_resume(t->nd, 0);
+	assert_int_equal(read(t->nd->vdev.kick_fd[1], &n, sizeof(n)), -1);   /* no kick yet: the timer's */
+	add_chain(t, 1, b1, 1);
+	assert_false(vq_need_event(avail_event(t, 1), 2, 1));
+	assert_int_equal(poll(&timer, 1, 1000), 1);
+	net_tx_timer(t->nd);
+	assert_int_equal(read(t->nd->vdev.kick_fd[1], &n, sizeof(n)), (ssize_t)sizeof(n));
+	kick(t, 1);
+	assert_int_equal(t->be.frames, 2);
 	tear_down(t);
 }
 
@@ -1144,7 +1175,8 @@ int main(void)
 		cmocka_unit_test(test_offload_features),
 		cmocka_unit_test(test_tx_requeue),
 		cmocka_unit_test(test_tx_delay),
-		cmocka_unit_test(test_tx_delay_user),
+		cmocka_unit_test(test_tx_delay_deferred),
+		cmocka_unit_test(test_tx_delay_data),
 		cmocka_unit_test(test_tx_deferred),
 		cmocka_unit_test(test_event_idx_rearm),
 		cmocka_unit_test(test_poll_queues),

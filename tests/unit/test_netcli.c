@@ -73,6 +73,8 @@ static void test_net_tap(void **state)
 	assert_int_equal(n.tx_delay_us, 0);
 	assert_int_equal(net("tapfd=5,txdelay=1000", &n), 0);
 	assert_int_equal(n.tx_delay_us, 1000);
+	assert_int_equal(net("user,txdelay=7", &n), 0);
+	assert_int_equal(n.tx_delay_us, 7);
 }
 
 static void test_net_bad(void **state)
@@ -80,7 +82,7 @@ static void test_net_bad(void **state)
 	static const char *bad[] = {
 		"", "bridge", "tap=", "tap=t,queues=0", "tap=t,queues=8", "tap=t,queues=x", "tapfd=-1", "tapfd=",
 		"user,queues=2",                    /* queues is a tap thing */
-		"user,txdelay=10", "tap=t,txdelay=1001", "tap=t,txdelay=-1", "tap=t,txdelay=", /* txdelay: tap only, 0..1000 */
+		"user,txdelay=1001", "tap=t,txdelay=1001", "tap=t,txdelay=-1", "tap=t,txdelay=", /* txdelay: 0..1000 */
 		"tap=t,hostfwd=tcp::1-:2",           /* hostfwd is a user thing */
 		"tap=t,restrict=on", "user,restrict=maybe", "user,mac=01:00:00:00:00:01", /* multicast MAC */
 		"user,mac=52:54:00:12:34", "user,mac=52:54:00:12:34:567", "user,hostfwd=sctp::1-:2",
