@@ -210,7 +210,11 @@ void net_inject(struct net_dev *nd, const void *frame, size_t len);
 /* Raise the interrupt for what net_inject delivered since the last flush (if the driver wants one). */
 void net_inject_flush(struct net_dev *nd);
 
-/* A backend that returned -EAGAIN from tx can take frames again: re-kick the tx queue (any thread). */
+/*
+ * A backend that returned -EAGAIN or NET_TX_DEFERRED from tx is done with
+ * those frames: look at the tx queue again, at once or txdelay later (see
+ * tx_kick). Any thread, but not with the device's lock held (it takes it).
+ */
 void net_tx_resume(struct net_dev *nd, unsigned pair);
 
 #endif
