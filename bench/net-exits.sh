@@ -20,7 +20,7 @@ BE=${BENCH_BACKEND:-user}
 VMMS=${BENCH_VMMS:-kiln qemu}
 REPS=${BENCH_REPS:-3}
 BYTES=${BENCH_BYTES:-16777216}
-if [ -n "${BENCH_GUEST:-}" ]; then GUEST=$BENCH_GUEST; elif bench_kvm_pvm; then GUEST=lwip; else GUEST=linux; fi
+net_guest
 if [ "$GUEST" = lwip ]; then
 	KERNEL=tests/guests/build/net_lwip.elf INITRD=
 	[ -f "$KERNEL" ] || { echo "net-exits: $KERNEL missing (scripts/get-lwip.sh, then make guests)" >&2; exit 2; }

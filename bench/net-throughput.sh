@@ -49,8 +49,7 @@ CLIENT="python3 $BENCH_DIR/net_client.py"
 mkdir -p "$BUILD"
 [ "$(id -u)" = 0 ] || { echo "net-throughput: SKIPPED — needs root for the tap's network namespace"; exit 0; }
 have qemu-system-x86_64 || VMMS=${VMMS//qemu/}
-if [ -n "${BENCH_GUEST:-}" ]; then GUEST=$BENCH_GUEST; elif bench_kvm_pvm; then GUEST=lwip; else GUEST=linux; fi
-case $GUEST in linux | lwip) ;; *) echo "net-throughput: BENCH_GUEST must be linux or lwip, not '$GUEST'" >&2; exit 2 ;; esac
+net_guest
 NS=kiln-bench-$$
 P=$((30000 + $$ % 20000))   # hostfwd ports P (tcp 5001), P+1 (tcp 5002), P+2 (udp 9)
 

@@ -1,6 +1,14 @@
 # The VMM command lines the network benches compare, in one place so that both benches measure the same machines (sourced, not run).
 # shellcheck shell=bash disable=SC2054  # commas inside QEMU option values, not array separators
 
+# net_guest: the guest the network benches run (sets GUEST): BENCH_GUEST
+# (linux or lwip), else lwip on kvm_pvm, where QEMU cannot boot Linux, and
+# linux elsewhere. Needs bench/lib.sh (bench_kvm_pvm).
+net_guest() {
+	if [ -n "${BENCH_GUEST:-}" ]; then GUEST=$BENCH_GUEST; elif bench_kvm_pvm; then GUEST=lwip; else GUEST=linux; fi
+	case $GUEST in linux | lwip) ;; *) echo "bench: BENCH_GUEST must be linux or lwip, not '$GUEST'" >&2; exit 2 ;; esac
+}
+
 # net_vmm_cmd VMM BACKEND KILN KERNEL INITRD CONSOLE APPEND PORT [IO_POLL_US]
 # Sets NET_VMM_CMD to the command for kiln or qemu: 1 vCPU, one virtio-net
 # NIC on the tap kt0 (BACKEND tap; run it in the tap's namespace) or on
