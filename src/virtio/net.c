@@ -576,24 +576,23 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 		 * Frames went and the backend is done with them (a tap write):
 		 * look again txdelay later (NET_TX_DELAY_US, 25 us), kicks still
 		 * off, and turn them back on only after a pass that finds nothing.
-		 * A guest in the middle of a burst, or acking a stream it
-		 * receives, queues its next frames meanwhile, and they go without
-		 * an exit each. QEMU's tx bottom half gets the same from the time
-		 * its main loop takes to come round. kiln's loop comes round in
-		 * microseconds: with the look on the next turn, a TCP receiver's
-		 * ACKs cost a kick every second frame, and on kvm_pvm, where a kick
-		 * is an emulated MMIO write, that held host->guest TCP to about
-		 * QEMU's figure; with the delay it is ~1.2x QEMU's
-		 * (docs/benchmarks.md). A frame after a quiet spell still kicks
-		 * and goes at once: only frames that follow others within the
-		 * delay wait for it. A pass that sent data (a frame over
-		 * NET_TX_SMALL) looks again at once: a stream the guest sends
-		 * keeps the queue busy anyway, and waiting would only add to its
-		 * round trip. txdelay=0 looks on the next loop turn.
+		 * A guest in the middle of a burst, sending a stream, or acking a
+		 * stream it receives, queues its next frames meanwhile, and they
+		 * go without an exit each. QEMU's tx bottom half gets the same
+		 * from the time its main loop takes to come round. kiln's loop
+		 * comes round in microseconds: looking on the next turn cost a
+		 * kick per two frames (a TCP receiver's ACKs) or per one or two
+		 * (a sender clocked by the host's ACKs, ~1.4 frames a pass), and
+		 * on kvm_pvm, where a kick is an emulated MMIO write, both held
+		 * TCP to about QEMU's figure. With the delay host->guest is ~1.3x
+		 * QEMU's and guest->host ~1.2x (docs/benchmarks.md). A frame after
+		 * a quiet spell still kicks and goes at once: only frames that
+		 * follow others within the delay wait for it. txdelay=0 looks on
+		 * the next loop turn.
 		 */
 		if (done && !d->polling[qi]) {
 			nd->stats.tx_requeued++;
-			if (data || !tx_look_later(nd, pair))
+			if (!tx_look_later(nd, pair))
 				virtio_kick(d, qi);
 			return;
 		}
@@ -611,9 +610,11 @@ void net_tx_resume(struct net_dev *nd, unsigned pair)
 	 * between its -EAGAIN and tx_kick recording it, and a lost kick would
 	 * stall the queue (notifications are off while blocked). A spare kick
 	 * costs one empty pass. The look comes txdelay later unless the pass
-	 * that deferred sent data (as in tx_kick): libslirp's turn follows the
-	 * guest's frames within microseconds, so with the look at once a
-	 * guest acking a stream kicked for every other ACK here too.
+	 * that deferred sent data: libslirp's turn follows the guest's frames
+	 * within microseconds, so with the look at once a guest acking a
+	 * stream kicked for every other ACK here too; but a stream the guest
+	 * sends through libslirp went ~7% slower with its looks delayed
+	 * (libslirp's own turn already batches it), so those stay at once.
 	 */
 	if (pair >= NET_MAX_PAIRS)
 		return;
