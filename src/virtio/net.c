@@ -82,6 +82,7 @@ static void backlog_clear(struct net_dev *nd)
 		nd->backlog_count--;
 	}
 	nd->backlog_head = 0;
+	nd->backlog_bytes = 0;
 }
 
 static void net_reset(struct virtio_dev *d)
@@ -309,6 +310,7 @@ static bool backlog_flush(struct net_dev *nd)
 			nd->stats.rx_dropped++;
 		free(p->data);
 		p->data = NULL;
+		nd->backlog_bytes -= p->len;
 		nd->backlog_head = (nd->backlog_head + 1) % NET_RX_BACKLOG;
 		nd->backlog_count--;
 	}
@@ -349,7 +351,8 @@ void net_inject(struct net_dev *nd, const void *frame, size_t len)
 		}
 		goto out;
 	}
-	if (r != -EAGAIN || nd->backlog_count == NET_RX_BACKLOG || !(pkt = malloc(VNET_HDR_LEN + len))) {
+	if (r != -EAGAIN || nd->backlog_count == NET_RX_BACKLOG ||
+	    nd->backlog_bytes + VNET_HDR_LEN + len > NET_RX_BACKLOG_BYTES || !(pkt = malloc(VNET_HDR_LEN + len))) {
 		nd->stats.rx_dropped++;
 		goto out;
 	}
@@ -358,6 +361,7 @@ void net_inject(struct net_dev *nd, const void *frame, size_t len)
 	nd->backlog[(nd->backlog_head + nd->backlog_count) % NET_RX_BACKLOG] =
 		(struct net_pkt){ .len = (uint32_t)(VNET_HDR_LEN + len), .data = pkt };
 	nd->backlog_count++;
+	nd->backlog_bytes += VNET_HDR_LEN + len;
 	nd->stats.rx_no_buffers++;
 out:
 	pthread_mutex_unlock(&d->lock);

@@ -54,7 +54,16 @@
 #define NET_QUEUE_SIZE 256
 #define NET_CONFIG_SIZE 12        /* mac, status, max_virtqueue_pairs, mtu (§5.1.4) */
 #define NET_MTU 1500
-#define NET_RX_BACKLOG 256        /* frames injected by in-process stacks while the guest has no rx buffer */
+/*
+ * Frames injected by in-process stacks (libslirp, the metadata service)
+ * while the guest has no rx buffer, and the bytes they may hold. A guest
+ * that stops polling for a few tens of ms (its vCPU preempted on a busy
+ * host) loses nothing a UDP flood sent meanwhile; QEMU's net queue holds
+ * 10 000 packets. Small frames reach the frame cap (~1 MiB of heap), full
+ * ones the byte cap.
+ */
+#define NET_RX_BACKLOG 8192
+#define NET_RX_BACKLOG_BYTES (4u << 20)
 #define NET_RX_IOV_MAX 1024       /* guest buffers one received packet may span (readv's IOV_MAX) */
 #define NET_TX_SMALL 128          /* a tx frame up to this long (an ACK: 54-66) is not data, for txdelay */
 
@@ -114,6 +123,7 @@ struct net_dev {
 	/* Frames injected by in-process stacks (slirp, metadata) waiting for rx buffers on pair 0. */
 	struct net_pkt { uint32_t len; uint8_t *data; } backlog[NET_RX_BACKLOG];
 	unsigned backlog_head, backlog_count;
+	size_t backlog_bytes;        /* held by the backlog's frames (header included): NET_RX_BACKLOG_BYTES at most */
 	bool rx_unsignalled;         /* net_inject delivered; net_inject_flush raises the interrupt */
 	bool rx_turn_signalled;      /* this turn's first frame has raised its interrupt */
 	_Atomic bool tx_blocked[NET_MAX_PAIRS];  /* a backend said -EAGAIN */

@@ -592,6 +592,32 @@ static void test_inject_backlog(void **state)
 	tear_down(t);
 }
 
+/* Full-size frames stop at the backlog's byte cap, long before its frame cap; delivering one makes room for one. */
+static void test_inject_backlog_bytes(void **state)
+{
+	struct t *t = bring_up(BASE_F, 1, false);
+	uint8_t frame[ETH_HLEN_ + NET_MTU];
+	const unsigned fit = NET_RX_BACKLOG_BYTES / (VNET_HDR_LEN + sizeof(frame));
+	gpa_t b0 = buf(t, 2048);
+	struct b c0[1] = { { b0, 2048, true } };
+
+	assert_true(fit < NET_RX_BACKLOG);
+	memset(frame, 0x17, sizeof(frame));
+	for (unsigned i = 0; i < fit + 5; i++)
+		net_inject(t->nd, frame, sizeof(frame));
+	assert_int_equal(t->nd->backlog_count, fit);
+	assert_int_equal(t->nd->backlog_bytes, (size_t)fit * (VNET_HDR_LEN + sizeof(frame)));
+	assert_int_equal(t->nd->stats.rx_dropped, 5);
+	add_chain(t, 0, c0, 1);
+	kick(t, 0);
+	assert_int_equal(used_idx(t, 0), 1);
+	assert_int_equal(t->nd->backlog_count, fit - 1);
+	net_inject(t->nd, frame, sizeof(frame));
+	assert_int_equal(t->nd->backlog_count, fit);
+	assert_int_equal(t->nd->stats.rx_dropped, 5);
+	tear_down(t);
+}
+
 /* Frames an in-process stack injects in one turn: an interrupt for the first at once, one more for the rest at the flush. */
 static void test_inject_irqs_per_turn(void **state)
 {
@@ -1195,6 +1221,7 @@ int main(void)
 		cmocka_unit_test(test_rx_in_place),
 		cmocka_unit_test(test_rx_reserve_rearms),
 		cmocka_unit_test(test_inject_backlog),
+		cmocka_unit_test(test_inject_backlog_bytes),
 		cmocka_unit_test(test_inject_irqs_per_turn),
 		cmocka_unit_test(test_vq_batch),
 		cmocka_unit_test(test_ctrl),

@@ -541,8 +541,9 @@ static void bench_udp_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const
 /* What the driver did, to compare VMMs by (kicks are exits). */
 static void bench_stats(void)
 {
-	printf("bench-stats rx=%lu tx=%lu tx_kicks=%lu rx_kicks=%lu tx_full=%lu lwip_dropped=%lu\n", vnet.rx_frames,
-	       vnet.tx_frames, vnet.tx.kicks, vnet.rx.kicks, vnet.tx_waits, port_rx_dropped);
+	printf("bench-stats rx=%lu tx=%lu tx_kicks=%lu rx_kicks=%lu tx_full=%lu lwip_dropped=%lu polls_empty=%lu "
+	       "polls_full=%lu\n", vnet.rx_frames, vnet.tx_frames, vnet.tx.kicks, vnet.rx.kicks, vnet.tx_waits,
+	       port_rx_dropped, port_polls_empty, port_polls_full);
 }
 
 /* A finished connection gives its port back: the sink's after the sender's FIN, the source's once all is acked. */

@@ -11,6 +11,7 @@
 
 static uint64_t tsc_hz, tsc_start;
 uint64_t port_rx_dropped;
+uint64_t port_polls_empty, port_polls_full;   /* port_polls that found no frame, or a whole budget of them */
 
 void port_clock_init(void)
 {
@@ -92,7 +93,12 @@ static void deliver(void *arg, const void *frame, uint32_t len)
 
 void port_poll(struct netif *nif)
 {
-	vnet_poll(nif->state, deliver, nif, POLL_BUDGET);
+	unsigned got = vnet_poll(nif->state, deliver, nif, POLL_BUDGET);
+
+	if (!got)
+		port_polls_empty++;
+	else if (got == POLL_BUDGET)
+		port_polls_full++;
 	sys_check_timeouts();
 }
 

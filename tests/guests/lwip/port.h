@@ -16,5 +16,6 @@ void port_poll(struct netif *nif);
 bool port_run(struct netif *nif, bool (*done)(void *), void *arg, unsigned seconds);
 /* Frames lwIP dropped on input (no pbuf, or the stack refused it). */
 extern uint64_t port_rx_dropped;
+extern uint64_t port_polls_empty, port_polls_full;
 
 #endif
