@@ -65,7 +65,6 @@
 #define NET_RX_BACKLOG 8192
 #define NET_RX_BACKLOG_BYTES (4u << 20)
 #define NET_RX_IOV_MAX 1024       /* guest buffers one received packet may span (readv's IOV_MAX) */
-#define NET_TX_SMALL 128          /* a tx frame up to this long (an ACK: 54-66) is not data, for txdelay */
 
 struct net_dev;
 struct net_backend;
