@@ -51,9 +51,8 @@ const char cli_usage[] =
 "                       queue pairs (multiqueue tap). --net tapfd=FD: a tap fd kiln\n"
 "                       inherits (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR), with mac=, txdelay=.\n"
 "                       txdelay (any --net): once the guest's frames are sent, look for\n"
-"                       its next ones this much later, its kicks off meanwhile (user\n"
-"                       mode: only after frames of 128 bytes or less; default 25,\n"
-"                       0..1000; 0: at once). --net repeats (4)\n"
+"                       its next ones this much later, its kicks off meanwhile\n"
+"                       (default 25, 0..1000; 0: at once). --net repeats (4)\n"
 "  --metadata FILE      serve FILE (a JSON object) at http://169.254.169.254/ on every\n"
 "                       --net: Firecracker MMDS paths, the EC2 layout (/latest/meta-data/)\n"
 "                       and the OpenStack layout (/openstack/latest/meta_data.json); with\n"
@@ -99,8 +98,7 @@ const char cli_usage[] =
 "  3  host setup failed (/dev/kvm, memory)\n";
 
 _Static_assert(IOLOOP_MAX_POLL_US == 1000, "--help states --io-poll's cap");
-_Static_assert(NET_TX_DELAY_US == 25 && NET_TX_DELAY_MAX_US == 1000 && NET_TX_SMALL == 128,
-	       "--help states txdelay's default, cap and small frames");
+_Static_assert(NET_TX_DELAY_US == 25 && NET_TX_DELAY_MAX_US == 1000, "--help states txdelay's default and cap");
 
 int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {

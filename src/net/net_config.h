@@ -10,7 +10,6 @@
 #define NET_MAX_PAIRS 7          /* 2 * 7 + 1 control queue fit VIRTIO_MAX_QUEUES (16) */
 #define NET_MAX_HOSTFWD 16
 #define NET_TX_DELAY_US 25       /* txdelay='s default (see tx_kick in src/virtio/net.c) */
-#define NET_TX_SMALL 128         /* a tx frame up to this long (an ACK: 54-66) is not data, for txdelay */
 #define NET_TX_DELAY_MAX_US 1000
 
 enum net_kind { NET_USER, NET_TAP, NET_TAPFD };

@@ -506,7 +506,7 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 	struct virtio_dev *d = &nd->vdev;
 	unsigned qi = 2 * pair + 1, done = 0;
 	struct vq *q = &d->vq[qi];
-	bool deferred = false, data = false;
+	bool deferred = false;
 
 	if (pair >= nd->pairs)
 		return;
@@ -528,8 +528,6 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 				virtio_fail(d, "tx buffer with device-writable parts");
 				return;
 			}
-			if (nd->chain.total_read > VNET_HDR_LEN + NET_TX_SMALL)
-				data = true;
 			r = tx_one(nd, pair);
 			if (r == NET_TX_DEFERRED)
 				deferred = true;
@@ -572,7 +570,6 @@ static void tx_kick(struct net_dev *nd, unsigned pair)
 		 * frames are still on their way.
 		 */
 		if (deferred) {
-			nd->tx_data[pair] = data;
 			nd->stats.tx_deferred++;
 			return;
 		}
@@ -613,18 +610,18 @@ void net_tx_resume(struct net_dev *nd, unsigned pair)
 	 * Kick whether or not tx_blocked is set yet: the backend may resume
 	 * between its -EAGAIN and tx_kick recording it, and a lost kick would
 	 * stall the queue (notifications are off while blocked). A spare kick
-	 * costs one empty pass. The look comes txdelay later unless the pass
-	 * that deferred sent data: libslirp's turn follows the guest's frames
-	 * within microseconds, so with the look at once a guest acking a
-	 * stream kicked for every other ACK here too; but a stream the guest
-	 * sends through libslirp went ~7% slower with its looks delayed
-	 * (libslirp's own turn already batches it), so those stay at once.
+	 * costs one empty pass. The look comes txdelay later, as after a tap
+	 * pass: libslirp's turn follows the guest's frames within
+	 * microseconds, so with the look at once a guest acking a stream
+	 * kicked for every other ACK, and a guest sending one for every one
+	 * to three frames (~300 000 kicks a 256 MiB run; ~95 000 with the
+	 * delay, and guest->host TCP 57-72 -> 83-96 MB/s on kvm_pvm).
 	 */
 	if (pair >= NET_MAX_PAIRS)
 		return;
 	atomic_store(&nd->tx_blocked[pair], false);
 	pthread_mutex_lock(&nd->vdev.lock);
-	if (nd->tx_data[pair] || !tx_look_later(nd, pair))
+	if (!tx_look_later(nd, pair))
 		virtio_kick(&nd->vdev, 2 * pair + 1);
 	pthread_mutex_unlock(&nd->vdev.lock);
 }

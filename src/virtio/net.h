@@ -131,7 +131,6 @@ struct net_dev {
 	int tx_timer_fd;
 	bool tx_timer_armed;
 	bool tx_delayed[NET_MAX_PAIRS];
-	bool tx_data[NET_MAX_PAIRS];     /* the pair's last deferred pass sent a data frame: resume looks at once */
 	/*
 	 * The rx chains popped for the packet being received (one at a time,
 	 * d->lock held): net_rx_reserve fills it, net_rx_commit or
