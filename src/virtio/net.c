@@ -613,9 +613,10 @@ void net_tx_resume(struct net_dev *nd, unsigned pair)
 	 * costs one empty pass. The look comes txdelay later, as after a tap
 	 * pass: libslirp's turn follows the guest's frames within
 	 * microseconds, so with the look at once a guest acking a stream
-	 * kicked for every other ACK, and a guest sending one for every one
-	 * to three frames (~300 000 kicks a 256 MiB run; ~95 000 with the
-	 * delay, and guest->host TCP 57-72 -> 83-96 MB/s on kvm_pvm).
+	 * kicked for every other ACK, and a guest sending a stream kicked
+	 * once every one to three frames (~300 000 kicks a 256 MiB run;
+	 * ~95 000 with the delay, and guest->host TCP 57-72 -> 83-96 MB/s on
+	 * kvm_pvm, docs/benchmarks.md).
 	 */
 	if (pair >= NET_MAX_PAIRS)
 		return;
